@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# One image for every process (web, worker, beat, flower, migrate); the
+# command picks the role. See docker-compose.yml.
+
+# --- build: compile wheels that have no binary for this platform ------------
+FROM python:3.11-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --upgrade pip \
+ && pip install --no-cache-dir -r /tmp/requirements.txt
+
+# --- runtime: no compiler, non-root -----------------------------------------
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    VAR_DIR=/app/var \
+    MEDIA_ROOT=/data/media \
+    PORT=8000
+
+# ffmpeg: audio probing/conversion before transcription.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system app \
+ && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app \
+ && mkdir -p /app/var /data/media \
+ && chown -R app:app /app /data/media
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=app:app . .
+
+USER app
+# Static files are baked into the image (served by WhiteNoise); the key is a
+# throwaway that only lets settings load, never used at run time.
+RUN SECRET_KEY=collectstatic-build-only DEBUG=false \
+    python manage.py collectstatic --noinput
+
+# /data/media is created above with app ownership, so a fresh named volume
+# mounted there inherits it.
+VOLUME ["/data/media"]
+EXPOSE 8000
+
+# Same as the Procfile's web entry; `exec` so uvicorn gets SIGTERM directly.
+CMD ["sh", "-c", "exec uvicorn meeting_intel.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --proxy-headers --lifespan off --ws websockets-sansio"]

@@ -1,0 +1,145 @@
+"""Staff control of jobs and API clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from webhooks.admin import WebhookDeliveryInline
+
+from .media import safe_filename
+from .models import ApiClient, Job, JobEvent
+from .serializers import audio_problem
+from .services import cancel_job, reprocess_job, retry_job, submit_job
+from .tokens import status_url
+
+
+class JobEventInline(admin.TabularInline):
+    model = JobEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "status", "stage", "progress", "attempt", "message"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class JobAddForm(forms.ModelForm):
+    class Meta:
+        model = Job
+        fields = ["audio", "title", "language", "speakers_expected", "webhook_url", "webhook_secret"]
+
+    def clean_audio(self) -> Any:
+        upload = self.cleaned_data.get("audio")
+        if not upload:
+            raise forms.ValidationError("Upload an audio or video file.")
+        problem = audio_problem(upload)
+        if problem:
+            raise forms.ValidationError(problem[2])
+        upload.name = safe_filename(upload.name)
+        return upload
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "stage", "progress", "client", "attempts", "created_at"]
+    list_filter = ["status", "stage", "client", "created_at"]
+    search_fields = ["id", "title", "external_id", "original_filename", "error_message"]
+    date_hierarchy = "created_at"
+    list_select_related = ["client"]
+    actions = ["retry_jobs", "cancel_jobs", "reprocess_from_analysis", "reprocess_from_transcription"]
+    inlines = [JobEventInline, WebhookDeliveryInline]
+    readonly_fields = [
+        "id", "status", "stage", "progress", "message", "client", "created_by", "external_id",
+        "metadata", "audio", "original_filename", "audio_bytes", "audio_duration_seconds",
+        "attempts", "step_retries", "redeliveries", "error_code", "error_message",
+        "created_at", "started_at", "completed_at", "next_attempt_at", "heartbeat_at",
+        "transcription_provider", "transcript_external_id", "transcript_saved_at",
+        "analysis_steps_done", "analysis_steps_failed", "prompt_tokens", "completion_tokens",
+        "live_page",
+    ]
+    exclude = ["webhook_secret", "lease_task", "lease_expires"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = JobAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return JobAddForm.Meta.fields
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj else []
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return self.inlines if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        obj.created_by = request.user
+        obj.original_filename = obj.audio.name
+        obj.audio_bytes = obj.audio.size
+        submit_job(obj)
+
+    @admin.display(description="Live page")
+    def live_page(self, obj: Job) -> str:
+        return format_html('<a href="{}" target="_blank">Open the live page</a>', status_url(obj))
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[Job], fn: Any, verb: str) -> None:
+        done = sum(1 for job in queryset if fn(job))
+        skipped = queryset.count() - done
+        self.message_user(request, f"{verb}: {done} job(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} job(s) skipped: their state does not allow it.", messages.WARNING
+            )
+
+    @admin.action(description="Retry selected failed or cancelled jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._bulk(request, queryset, retry_job, "Retried")
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._bulk(request, queryset, cancel_job, "Cancelled")
+
+    @admin.action(description="Reprocess from analysis (keep the transcript)")
+    def reprocess_from_analysis(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._bulk(request, queryset, lambda j: reprocess_job(j, "analysis"), "Reprocessing")
+
+    @admin.action(description="Reprocess from transcription (transcribe again)")
+    def reprocess_from_transcription(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._bulk(request, queryset, lambda j: reprocess_job(j, "transcription"), "Reprocessing")
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = ["name", "key_prefix", "created_at", "revoked_at"]
+    fields = ["name", "key_prefix", "created_at", "revoked_at"]
+    readonly_fields = ["key_prefix", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiClient, form: Any, change: bool) -> None:
+        if not change:
+            key = obj.issue_key()
+            self.message_user(
+                request,
+                f"API key for {obj.name} (shown once, store it now): {key}",
+                messages.WARNING,
+            )
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke selected clients' keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} client(s).", messages.SUCCESS)

@@ -1,0 +1,31 @@
+"""The two kinds of failure the pipeline knows.
+
+Providers translate their SDKs' exceptions into these at the boundary, so the
+pipeline never inspects vendor types: transient errors are retried with
+backoff, permanent ones fail the step (or the job) at once.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TransientError(PipelineError):
+    """Worth retrying later: timeouts, connection errors, 429, 5xx."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+class PermanentError(PipelineError):
+    """Retrying cannot help: bad credentials, rejected audio, no speech."""
+
+
+class JobLost(Exception):
+    """The job was cancelled, finished, or claimed by another task meanwhile."""

@@ -1,0 +1,68 @@
+"""Run the whole pipeline on a local file in this process and print the meeting."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs import broadcast, pipeline
+from jobs.media import read_head, safe_filename, sniff_container
+from jobs.models import Job
+from jobs.services import submit_job
+from meetings.serializers import meeting_data
+
+
+class Command(BaseCommand):
+    help = "Transcribe and analyse FILE with the configured providers, without a broker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--title", default="")
+        parser.add_argument("--language", default="")
+        parser.add_argument("--speakers", type=int, default=None)
+        parser.add_argument("--json", action="store_true", help="Print only the meeting JSON.")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        path: Path = opts["file"]
+        if not path.is_file():
+            raise CommandError(f"No such file: {path}")
+        with path.open("rb") as fh:
+            if path.stat().st_size == 0 or sniff_container(read_head(fh)) is None:
+                raise CommandError(f"{path} is not a recognised audio or video file.")
+        broadcast.disable()
+        with path.open("rb") as fh:
+            job = submit_job(
+                Job(
+                    title=opts["title"] or path.stem,
+                    language=opts["language"],
+                    speakers_expected=opts["speakers"],
+                    original_filename=safe_filename(path.name),
+                    audio_bytes=path.stat().st_size,
+                    audio=File(fh, name=safe_filename(path.name)),
+                ),
+                enqueue=False,
+            )
+        show = None if opts["json"] else self._progress
+        job = pipeline.run_inline(job.id, on_change=show)
+        if show:
+            sys.stderr.write("\n")
+        if job.status != Job.Status.COMPLETED:
+            raise CommandError(f"Processing failed ({job.error_code}): {job.error_message}")
+        meeting_id = job.meeting.id
+        self.stdout.write(json.dumps(meeting_data(meeting_id), indent=2, default=str))
+
+    def _progress(self, job: Job) -> None:
+        width = 30
+        filled = width * job.progress // 100
+        bar = "#" * filled + "-" * (width - filled)
+        line = f"\r[{bar}] {job.progress:3d}% {job.stage:<12} {job.message[:40]:<40}"
+        if sys.stderr.isatty():
+            sys.stderr.write(line)
+        else:
+            sys.stderr.write(line.strip("\r") + "\n")
+        sys.stderr.flush()

@@ -1,0 +1,121 @@
+"""AssemblyAI transcription through the official SDK.
+
+One function per call. The SDK never retries and drops response headers
+from its errors, so a response hook keeps `Retry-After`, and every failure is
+translated here into a TransientError or a PermanentError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import assemblyai as aai
+import httpx
+from assemblyai import api as aai_api
+from django.conf import settings
+
+from ..errors import PermanentError, TransientError
+from .base import AudioSource, Transcript, Utterance
+
+T = TypeVar("T")
+
+
+class AssemblyAITranscriber:
+    name = "assemblyai"
+
+    def __init__(self) -> None:
+        self._client = aai.Client(
+            settings=aai.Settings(
+                api_key=settings.ASSEMBLYAI_API_KEY,
+                base_url=settings.ASSEMBLYAI_BASE_URL,
+                http_timeout=settings.PROVIDER_TIMEOUT_SECONDS,
+            )
+        )
+        self._last_response: httpx.Response | None = None
+        self._client.http_client.event_hooks["response"].append(self._remember)
+
+    def _remember(self, response: httpx.Response) -> None:
+        self._last_response = response
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except httpx.TimeoutException as exc:
+            raise TransientError("provider_timeout", f"AssemblyAI {what} timed out: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise TransientError("provider_unreachable", f"AssemblyAI {what}: {exc}") from exc
+        except aai.types.TranscriptError as exc:
+            raise self._translate(what, exc) from exc
+
+    def _translate(self, what: str, exc: aai.types.TranscriptError) -> Exception:
+        code = exc.status_code
+        text = f"AssemblyAI {what} failed ({code}): {exc}"
+        if code == 429:
+            return TransientError("provider_rate_limited", text, self._retry_after())
+        if code is None or code >= 500 or code == 408:
+            return TransientError("provider_unavailable", text, self._retry_after())
+        if code in (401, 403):
+            return PermanentError("provider_auth", "AssemblyAI rejected the API key")
+        return PermanentError("audio_rejected", text)
+
+    def _retry_after(self) -> float | None:
+        if self._last_response is None:
+            return None
+        value = self._last_response.headers.get("retry-after")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+    def submit(self, audio: AudioSource) -> str:
+        """Upload the audio and create a transcript with speaker labels; return its id.
+
+        Does not wait. When `audio.callback_url` is set, AssemblyAI POSTs
+        {"transcript_id", "status"} there, with `audio.callback_header`.
+        """
+        http = self._client.http_client
+        with audio.path.open("rb") as fh:
+            upload_url = self._call("upload", lambda: aai_api.upload_file(http, fh))
+        request = aai.types.TranscriptRequest(
+            audio_url=upload_url,
+            speaker_labels=True,
+            speakers_expected=audio.speakers_expected,
+            language_code=audio.language or None,
+            language_detection=None if audio.language else True,
+            webhook_url=audio.callback_url or None,
+            webhook_auth_header_name=audio.callback_header[0] if audio.callback_header else None,
+            webhook_auth_header_value=audio.callback_header[1] if audio.callback_header else None,
+        )
+        created = self._call("submit", lambda: aai_api.create_transcript(http, request))
+        if not created.id:
+            raise TransientError("provider_unavailable", "AssemblyAI returned no transcript id")
+        return created.id
+
+    def fetch(self, external_id: str) -> Transcript | None:
+        """Read the transcript once: None while it is queued or processing."""
+        http = self._client.http_client
+        got = self._call("status check", lambda: aai_api.get_transcript(http, external_id))
+        status = str(getattr(got.status, "value", got.status))
+        if status in ("queued", "processing"):
+            return None
+        if status == "error":
+            raise PermanentError(
+                "transcription_failed", f"AssemblyAI could not transcribe the audio: {got.error}"
+            )
+        utterances = [
+            Utterance(
+                speaker=str(u.speaker or "A"), start_ms=u.start, end_ms=u.end, text=u.text.strip()
+            )
+            for u in (got.utterances or [])
+            if u.text and u.text.strip()
+        ]
+        if not utterances and got.text and got.text.strip():
+            words = got.words or []
+            end = words[-1].end if words else 0
+            utterances = [Utterance("A", words[0].start if words else 0, end, got.text.strip())]
+        if not utterances:
+            raise PermanentError("no_speech", "The recording contains no recognisable speech")
+        language = str(getattr(got.language_code, "value", got.language_code) or "")
+        duration = float(got.audio_duration) if got.audio_duration else None
+        return Transcript(utterances=utterances, language=language, duration_seconds=duration)

@@ -1,0 +1,66 @@
+"""What the pipeline asks of a provider, independent of any vendor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: str
+    start_ms: int
+    end_ms: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    utterances: list[Utterance]
+    language: str = ""
+    duration_seconds: float | None = None
+
+    def as_prompt(self) -> str:
+        """One line per turn, with the start time the model cites back."""
+        return "\n".join(f"[{u.start_ms}] {u.speaker}: {u.text}" for u in self.utterances)
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    path: Path
+    language: str = ""
+    speakers_expected: int | None = None
+    callback_url: str = ""
+    callback_header: tuple[str, str] | None = None
+
+
+@dataclass
+class StepOutput:
+    data: dict[str, Any]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Transcriber(Protocol):
+    """Turns audio into speaker turns.
+
+    `submit` returns either the finished Transcript (synchronous engines) or
+    the provider's id of a transcript still being made, to `fetch` later.
+    `fetch` returns None while the provider is still working.
+    """
+
+    name: str
+
+    def submit(self, audio: AudioSource) -> Transcript | str: ...
+
+    def fetch(self, external_id: str) -> Transcript | None: ...
+
+
+class Analyzer(Protocol):
+    """Runs one analysis step over a transcript and returns its validated data."""
+
+    name: str
+
+    def run(self, step: str, transcript: Transcript) -> StepOutput: ...

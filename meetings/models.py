@@ -1,0 +1,95 @@
+"""Meetings: what a finished (or partly finished) job produced."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class Meeting(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="meeting")
+    title = models.CharField(max_length=300, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    summary = models.TextField(blank=True)
+    degraded = models.JSONField(default=list, blank=True)
+    transcription_provider = models.CharField(max_length=32, blank=True)
+    analysis_provider = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Speaker(models.Model):
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="speakers")
+    label = models.CharField(max_length=16)
+    name = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["label"]
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "label"], name="speaker_unique_label")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Speaker {self.label}"
+
+    @property
+    def display_name(self) -> str:
+        return str(self)
+
+
+class Segment(models.Model):
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="segments")
+    speaker = models.ForeignKey(Speaker, on_delete=models.CASCADE, related_name="segments")
+    index = models.PositiveIntegerField()
+    start_ms = models.PositiveIntegerField()
+    end_ms = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["meeting", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "index"], name="segment_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class ActionItem(models.Model):
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="action_items")
+    index = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+    owner = models.CharField(max_length=120, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    source_start_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["meeting", "index"]
+        indexes = [models.Index(fields=["meeting", "index"], name="actionitem_meeting")]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Decision(models.Model):
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="decisions")
+    index = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+    source_start_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["meeting", "index"]
+        indexes = [models.Index(fields=["meeting", "index"], name="decision_meeting")]
+
+    def __str__(self) -> str:
+        return self.text[:60]

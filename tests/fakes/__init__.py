@@ -1,0 +1,13 @@
+"""Fake AssemblyAI and OpenAI HTTP servers that the official SDKs can be pointed at.
+
+See :mod:`tests.fakes.assemblyai` and :mod:`tests.fakes.openai` for the protocols,
+and :mod:`tests.fakes.base` for faults and measurements shared by both.
+"""
+
+from __future__ import annotations
+
+from .assemblyai import FakeAssemblyAI
+from .base import Fault, LoggedRequest
+from .openai import FakeOpenAI
+
+__all__ = ["FakeAssemblyAI", "FakeOpenAI", "Fault", "LoggedRequest"]

@@ -1,0 +1,58 @@
+"""The outbox: job events owed to the CMS are written with the job's terminal state."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.tokens import results_url
+from meetings.models import Meeting
+from meetings.serializers import meeting_data
+
+from .models import WebhookDelivery
+
+
+def event_body(job: Job, event_type: str) -> str:
+    meeting_id = Meeting.objects.filter(job=job).values_list("id", flat=True).first()
+    payload = {
+        "type": event_type,
+        "timestamp": timezone.now().isoformat(),
+        "data": {
+            "job_id": str(job.id),
+            "status": "completed" if event_type == "job.completed" else "failed",
+            "external_id": job.external_id,
+            "error": job.error if event_type == "job.failed" else None,
+            "results_url": results_url(job, meeting_id),
+            "meeting": meeting_data(meeting_id) if meeting_id else None,
+        },
+    }
+    return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def record_job_event(job: Job, event_type: str) -> WebhookDelivery | None:
+    """Write the delivery row in the caller's transaction; send it after commit.
+
+    Must run inside the transaction that sets the job's terminal state, so the
+    event exists if and only if that state does.
+    """
+    if not job.webhook_url:
+        return None
+    delivery = WebhookDelivery.objects.create(
+        job=job,
+        event_type=event_type,
+        url=job.webhook_url,
+        body=event_body(job, event_type),
+        next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: _enqueue(delivery.id))
+    return delivery
+
+
+def _enqueue(delivery_id: int) -> None:
+    from .tasks import deliver
+
+    deliver.delay(delivery_id)
