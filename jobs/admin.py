@@ -72,6 +72,9 @@ class JobAdmin(admin.ModelAdmin):
             kwargs["form"] = JobAddForm
         return super().get_form(request, obj, **kwargs)
 
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.exclude if obj else []
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return JobAddForm.Meta.fields

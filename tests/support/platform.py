@@ -107,7 +107,7 @@ def base_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
         REDIS_URL=redis_url,
         CELERY_BROKER_URL=redis_url,
         DEBUG="true",
-        SECRET_KEY="test-secret-key-for-end-to-end-processes",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or "test-secret-key-not-for-production",
         WEBHOOK_ALLOW_PRIVATE_HOSTS="true",
         PYTHONUNBUFFERED="1",
     )
