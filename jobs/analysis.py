@@ -82,6 +82,21 @@ PROMPTS: dict[str, str] = {
 }
 
 
+ANALYSIS_STEPS = tuple(STEPS)
+STEP_LABELS = {
+    "speaker_names": "Speaker names",
+    "summary": "Summary",
+    "action_items": "Action items",
+    "decisions": "Decisions",
+}
+
+
+def pending_analysis(job: Any) -> list[str]:
+    """The job's analysis steps that have neither landed nor failed."""
+    settled = set(job.analysis_steps_done) | set(job.analysis_steps_failed)
+    return [step for step in ANALYSIS_STEPS if step not in settled]
+
+
 def json_schema(step: str) -> dict[str, Any]:
     """The strict JSON schema of a step's answer (every property required)."""
     return STEPS[step].model_json_schema()

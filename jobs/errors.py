@@ -29,3 +29,15 @@ class PermanentError(PipelineError):
 
 class JobLost(Exception):
     """The job was cancelled, finished, or claimed by another task meanwhile."""
+
+
+class Deferred(Exception):
+    """Not an error: the step must wait (a shared rate limit, a full slot pool).
+
+    The step is rescheduled after `seconds` without using up a retry.
+    """
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+        self.reason = reason

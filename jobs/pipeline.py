@@ -18,7 +18,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,25 +28,28 @@ from django.utils import timezone
 from meetings import services as meeting_services
 from meetings.models import Meeting
 
-from . import analysis
-from .errors import JobLost, PermanentError, TransientError
+from . import downloads, ratelimit
+from .analysis import pending_analysis
+from .analyzing import analyze
+from .errors import Deferred, JobLost, PermanentError, TransientError
 from .models import Job
-from .providers import get_analyzer, get_transcriber
-from .providers.base import AudioSource, StepOutput, Transcript
-from .services import claim, fail_job, lock_for_write, release, update_job
+from .providers import get_transcriber
+from .providers.base import AudioSource, Transcript
+from .services import (
+    TRANSCRIPTION_SLOTS,
+    claim,
+    fail_job,
+    lock_for_write,
+    release,
+    touch,
+    update_job,
+)
 
 logger = logging.getLogger(__name__)
 
 Status, Stage = Job.Status, Job.Stage
 
 TRANSCRIBE, POLL, ANALYZE, FINALIZE = "transcribe", "poll", "analyze", "finalize"
-ANALYSIS_STEPS = tuple(analysis.STEPS)
-STEP_LABELS = {
-    "speaker_names": "Speaker names",
-    "summary": "Summary",
-    "action_items": "Action items",
-    "decisions": "Decisions",
-}
 
 
 def next_step(job: Job) -> str | None:
@@ -58,11 +60,6 @@ def next_step(job: Job) -> str | None:
     if pending_analysis(job):
         return ANALYZE
     return FINALIZE
-
-
-def pending_analysis(job: Job) -> list[str]:
-    settled = set(job.analysis_steps_done) | set(job.analysis_steps_failed)
-    return [step for step in ANALYSIS_STEPS if step not in settled]
 
 
 def backoff_seconds(retry: int) -> float:
@@ -86,6 +83,7 @@ def callback_token(job: Job) -> str:
 
 
 CALLBACK_HEADER = "X-Meeting-Intel-Callback"
+SLOT_TTL_SECONDS = 6 * 3600
 
 
 # --- Running a step -----------------------------------------------------------
@@ -112,8 +110,11 @@ def run_step(job_id: object, step: str, task_id: str, seq: int | None = None) ->
         if job.step_retries:
             Job.objects.filter(id=job.id).update(step_retries=0)
         return delay
+    except Deferred as exc:
+        touch(job, exc.reason)
+        return max(exc.seconds, 0.05)
     except TransientError as exc:
-        return schedule_retry(job, exc)
+        return schedule_retry(job, task_id, exc)
     except PermanentError as exc:
         fail_job(job, exc.code, exc.message)
     except JobLost:
@@ -122,30 +123,36 @@ def run_step(job_id: object, step: str, task_id: str, seq: int | None = None) ->
         # A bug or an unexpected vendor error: retry like a transient error so
         # a blip heals, and fail visibly once retries run out.
         logger.exception("step %s of job %s crashed", step, job_id)
-        return schedule_retry(job, TransientError("internal_error", f"{type(exc).__name__}: {exc}"))
+        return schedule_retry(
+            job, task_id, TransientError("internal_error", f"{type(exc).__name__}: {exc}")
+        )
     finally:
         release(job, task_id)
     return None
 
 
-def schedule_retry(job: Job, exc: TransientError) -> float | None:
-    job.refresh_from_db()
-    if job.status not in Job.ACTIVE:
-        return None
-    if job.step_retries >= settings.JOB_MAX_RETRIES:
-        fail_job(job, exc.code, f"{exc.message} (gave up after {job.step_retries + 1} attempts)")
-        return None
-    delay = backoff_seconds(job.step_retries)
-    if exc.retry_after is not None:
-        delay = max(delay, exc.retry_after)
-    update_job(
-        job,
-        f"Retrying in {delay:.0f}s: {exc.message}",
-        status=Status.RETRYING,
-        step_retries=job.step_retries + 1,
-        attempts=job.attempts + 1,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
-    )
+def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
+    with transaction.atomic():
+        try:
+            job = lock_for_write(job, task_id)
+        except JobLost:
+            return None
+        if job.step_retries >= settings.JOB_MAX_RETRIES:
+            fail_job(
+                job, exc.code, f"{exc.message} (gave up after {job.step_retries + 1} attempts)"
+            )
+            return None
+        delay = backoff_seconds(job.step_retries)
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        update_job(
+            job,
+            f"Retrying in {delay:.0f}s: {exc.message}",
+            status=Status.RETRYING,
+            step_retries=job.step_retries + 1,
+            attempts=job.attempts + 1,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        )
     return delay
 
 
@@ -203,8 +210,14 @@ def _audio_source(job: Job) -> AudioSource:
 
 
 def transcribe(job: Job, task_id: str) -> float | None:
-    update_job(job, "Sending audio for transcription", stage=Stage.TRANSCRIBING)
+    if not job.audio and job.audio_url:
+        job = downloads.fetch_audio(job, task_id)
     transcriber = get_transcriber()
+    if transcriber.name == "assemblyai" and not ratelimit.acquire_slot(
+        TRANSCRIPTION_SLOTS, str(job.id), settings.ASSEMBLYAI_MAX_CONCURRENT, SLOT_TTL_SECONDS
+    ):
+        raise Deferred(15, "Waiting for a free transcription slot")
+    update_job(job, "Sending audio for transcription", stage=Stage.TRANSCRIBING)
     result = transcriber.submit(_audio_source(job))
     if isinstance(result, Transcript):
         _save_transcript(job, task_id, result, transcriber.name)
@@ -227,6 +240,13 @@ def poll(job: Job, task_id: str) -> float | None:
     transcriber = get_transcriber(job.transcription_provider or None)
     result = transcriber.fetch(job.transcript_external_id)
     if result is None:
+        if transcriber.name == "assemblyai":  # keep our slot while AssemblyAI works
+            ratelimit.acquire_slot(
+                TRANSCRIPTION_SLOTS,
+                str(job.id),
+                settings.ASSEMBLYAI_MAX_CONCURRENT,
+                SLOT_TTL_SECONDS,
+            )
         polls = job.transcript_polls + 1
         # Polls are routine: refresh the heartbeat and progress without an event each time.
         Job.objects.filter(id=job.id, lease_task=task_id).update(
@@ -253,71 +273,9 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
             audio_duration_seconds=transcript.duration_seconds,
             analysis_steps_done=[],
             analysis_steps_failed=[],
+            analysis_partials={},
         )
-
-
-def analyze(job: Job, task_id: str) -> float | None:
-    """Run the pending analysis steps concurrently; each lands (or degrades) on its own."""
-    pending = pending_analysis(job)
-    meeting = Meeting.objects.get(job=job)
-    transcript = meeting_services.load_transcript(meeting)
-    done = len(ANALYSIS_STEPS) - len(pending)
-    update_job(job, f"Analyzing ({done}/{len(ANALYSIS_STEPS)} steps done)", stage=Stage.ANALYZING)
-    analyzer = get_analyzer()
-    transient: list[TransientError] = []
-    with ThreadPoolExecutor(max_workers=len(pending)) as pool:
-        futures = {pool.submit(analyzer.run, step, transcript): step for step in pending}
-        for future in as_completed(futures):
-            step = futures[future]
-            try:
-                output = future.result()
-            except TransientError as exc:
-                if job.step_retries < settings.JOB_MAX_RETRIES:
-                    transient.append(exc)
-                else:
-                    _step_failed(job, task_id, step, exc.message)
-            except PermanentError as exc:
-                _step_failed(job, task_id, step, exc.message)
-            except Exception as exc:
-                logger.exception("analysis step %s of job %s crashed", step, job.id)
-                _step_failed(job, task_id, step, f"{type(exc).__name__}: {exc}")
-            else:
-                _step_done(job, task_id, step, output, analyzer.name)
-    if transient:
-        waits = [exc.retry_after for exc in transient if exc.retry_after is not None]
-        first = transient[0]
-        raise TransientError(first.code, first.message, max(waits) if waits else None)
-    return 0
-
-
-def _step_done(job: Job, task_id: str, step: str, output: StepOutput, provider: str) -> None:
-    with transaction.atomic():
-        fresh = lock_for_write(job, task_id)
-        meeting = Meeting.objects.get(job=fresh)
-        meeting_services.save_step(meeting, step, output.data)
-        if meeting.analysis_provider != provider:
-            meeting.analysis_provider = provider
-            meeting.save(update_fields=["analysis_provider", "updated_at"])
-        done = [*fresh.analysis_steps_done, step]
-        update_job(
-            fresh,
-            f"{STEP_LABELS[step]} ready",
-            analysis_steps_done=done,
-            prompt_tokens=fresh.prompt_tokens + output.prompt_tokens,
-            completion_tokens=fresh.completion_tokens + output.completion_tokens,
-            progress=50 + 35 * len(done) // len(ANALYSIS_STEPS),
-        )
-    job.analysis_steps_done = done
-
-
-def _step_failed(job: Job, task_id: str, step: str, reason: str) -> None:
-    with transaction.atomic():
-        fresh = lock_for_write(job, task_id)
-        failed = [*fresh.analysis_steps_failed, step]
-        update_job(
-            fresh, f"{STEP_LABELS[step]} unavailable: {reason}", analysis_steps_failed=failed
-        )
-    job.analysis_steps_failed = failed
+        transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
 
 
 def finalize(job: Job, task_id: str) -> float | None:
@@ -333,7 +291,11 @@ def finalize(job: Job, task_id: str) -> float | None:
         fresh = lock_for_write(job, task_id)
         update_job(fresh, "Notifying", stage=Stage.NOTIFYING)
         record_job_event(fresh, "job.completed")
-        degraded = f" (without {', '.join(fresh.analysis_steps_failed)})" if fresh.analysis_steps_failed else ""
+        degraded = (
+            f" (without {', '.join(fresh.analysis_steps_failed)})"
+            if fresh.analysis_steps_failed
+            else ""
+        )
         update_job(
             fresh,
             f"Completed{degraded}",

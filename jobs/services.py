@@ -14,12 +14,16 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import ratelimit
 from .broadcast import broadcast_job
 from .errors import JobLost
 from .models import Job, JobEvent
 
 Status = Job.Status
 Stage = Job.Stage
+
+# The pool of concurrent AssemblyAI transcriptions (see jobs.ratelimit).
+TRANSCRIPTION_SLOTS = "assemblyai:transcriptions"
 
 STAGE_PROGRESS = {
     Stage.QUEUED: 0,
@@ -66,6 +70,16 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     return job
 
 
+def touch(job: Job, message: str) -> None:
+    """Refresh the job's heartbeat and last message without a timeline event.
+
+    For routine waits (a rate limit, a slot pool) that would flood the timeline.
+    """
+    now = timezone.now()
+    Job.objects.filter(id=job.id).update(message=message[:300], heartbeat_at=now, updated_at=now)
+    _after_commit_broadcast(job.id)
+
+
 def submit_job(job: Job, *, enqueue: bool = True) -> Job:
     """Save a new job and enqueue its first step once the row is committed.
 
@@ -87,7 +101,8 @@ def _enqueue_after_commit(job_id: object) -> None:
 
 
 def lease_seconds() -> int:
-    return settings.TASK_SOFT_TIME_LIMIT + 60
+    """No task outlives its hard time limit, so neither does its lease."""
+    return settings.CELERY_TASK_TIME_LIMIT + 5
 
 
 def claim(job_id: object, task_id: str) -> Job | None:
@@ -110,24 +125,29 @@ def claim(job_id: object, task_id: str) -> Job | None:
     )
     if updated != 1:
         return None
-    job = Job.objects.get(id=job_id)
-    if job.redeliveries > settings.JOB_MAX_REDELIVERIES:
-        fail_job(
-            job,
-            "redelivery_limit",
-            f"The job's task was delivered {job.redeliveries + 1} times without finishing; "
-            "it may be crashing its worker.",
-        )
-        return None
-    if job.status != Status.PROCESSING or job.started_at is None:
-        update_job(
-            job,
-            f"Attempt {job.attempts or 1} started",
-            status=Status.PROCESSING,
-            started_at=job.started_at or now,
-            attempts=job.attempts or 1,
-            next_attempt_at=None,
-        )
+    with transaction.atomic():
+        try:
+            # Under the row lock, so a cancel that raced the claim wins.
+            job = lock_for_write(Job(id=job_id), task_id)
+        except JobLost:
+            return None
+        if job.redeliveries > settings.JOB_MAX_REDELIVERIES:
+            fail_job(
+                job,
+                "redelivery_limit",
+                f"The job's task was delivered {job.redeliveries + 1} times without finishing; "
+                "it may be crashing its worker.",
+            )
+            return None
+        if job.status != Status.PROCESSING or job.started_at is None:
+            update_job(
+                job,
+                f"Attempt {job.attempts or 1} started",
+                status=Status.PROCESSING,
+                started_at=job.started_at or now,
+                attempts=job.attempts or 1,
+                next_attempt_at=None,
+            )
     return job
 
 
@@ -167,6 +187,7 @@ def fail_job(job: Job, code: str, message: str) -> None:
             lease_expires=None,
         )
         record_job_event(fresh, "job.failed")
+        _release_slot_after_commit(fresh)
 
 
 def cancel_job(job: Job) -> bool:
@@ -182,7 +203,12 @@ def cancel_job(job: Job) -> bool:
             completed_at=timezone.now(),
             next_attempt_at=None,
         )
+        _release_slot_after_commit(fresh)
     return True
+
+
+def _release_slot_after_commit(job: Job) -> None:
+    transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
 
 
 RESTARTABLE = (Status.FAILED, Status.CANCELLED)

@@ -42,8 +42,8 @@ def sweep() -> dict[str, int]:
     resumed = 0
     for job_id, status in stale.values_list("id", "status")[:500]:
         # Touch the heartbeat first so the next sweep does not send it again.
-        touched = Job.objects.filter(id=job_id, status=status).filter(lease_free).update(
-            heartbeat_at=now
+        touched = (
+            Job.objects.filter(id=job_id, status=status).filter(lease_free).update(heartbeat_at=now)
         )
         if not touched:
             continue

@@ -1,0 +1,13 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("jobs", "0001_initial")]
+
+    operations = [
+        migrations.AddField(
+            model_name="job",
+            name="analysis_partials",
+            field=models.JSONField(blank=True, default=dict),
+        ),
+    ]

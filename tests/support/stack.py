@@ -1,0 +1,87 @@
+"""A whole platform of its own for tests that break things: web, worker and beat
+from the Procfile on a Redis server the test owns and, for PostgreSQL, a database
+link it can cut. Timeouts are scaled down: an 8 s visibility timeout, tasks
+limited to 3 s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import SAMPLE_AUDIO, provider_env
+
+from .platform import Process, base_env, database_url, free_port, start_web, start_worker
+from .services import RedisServer, TcpProxy
+
+POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+class Stack:
+    """web + worker + beat on an own Redis and (for PostgreSQL) a cuttable database link."""
+
+    def __init__(self, fake_aai: Any, fake_openai: Any, **extra_env: str) -> None:
+        self.redis = RedisServer()
+        self.proxy: TcpProxy | None = None
+        db = dict(connection.settings_dict)
+        if POSTGRES:
+            self.proxy = TcpProxy(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))
+            db.update(HOST="127.0.0.1", PORT=self.proxy.port)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = base_env(
+            database_url(db),
+            self.redis.url,
+            **{
+                **provider_env(fake_aai, fake_openai),
+                "PUBLIC_BASE_URL": self.url,
+                "CELERY_VISIBILITY_TIMEOUT": "8",
+                "TASK_SOFT_TIME_LIMIT": "3",
+                **extra_env,
+            },
+        )
+        self.web = start_web(self.env, self.port)
+        self.worker: Process | None = None
+        self.beat: Process | None = None
+
+    def start_workers(self) -> None:
+        self.worker = start_worker(self.env)
+        self.beat = Process("beat", self.env)
+
+    def stop_workers(self) -> None:
+        """Stop worker and beat, so nothing writes while the test database is flushed."""
+        for process in (self.beat, self.worker):
+            if process:
+                process.stop()
+
+    def submit(
+        self, api_key: str, receiver: Any, count: int, audio: str = SAMPLE_AUDIO
+    ) -> list[str]:
+        """POST `count` jobs to this stack's API with webhooks to `receiver`; their ids."""
+        ids = []
+        for i in range(count):
+            with open(audio, "rb") as fh:
+                response = requests.post(
+                    f"{self.url}/api/v1/jobs/",
+                    headers={"Authorization": f"Bearer {api_key}"},
+                    files={"audio": (f"m{i}.wav", fh, "audio/wav")},
+                    data={"webhook_url": receiver.hook_url(), "webhook_secret": "s3cret"}
+                    if receiver
+                    else {},
+                    timeout=30,
+                )
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+        return ids
+
+    def restart_worker(self) -> None:
+        self.worker = start_worker(self.env)
+
+    def stop(self) -> None:
+        self.stop_workers()
+        self.web.stop()
+        if self.proxy:
+            self.proxy.close()
+        self.redis.kill()
