@@ -11,6 +11,7 @@ loaded machine is the usual cause, so a later attempt may succeed).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -43,22 +44,28 @@ def to_mp3_16k(src: Path, dst_dir: Path, bitrate: str = "32k") -> Path:
 
 
 def probe_duration(path: Path) -> float | None:
-    """The container's duration in seconds per ffprobe, or None if unknown."""
+    """Seconds of audio per ffprobe, or None if unknown or the file has no audio."""
     command = [
-        "ffprobe", "-v", "error", "-show_entries", "format=duration",
-        "-of", "default=noprint_wrappers=1:nokey=1", str(path),
+        "ffprobe", "-v", "error", "-select_streams", "a:0",
+        "-show_entries", "stream=duration:format=duration", "-of", "json", str(path),
     ]  # fmt: skip
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS, check=False
         )
-    except (OSError, subprocess.TimeoutExpired):
+        found = json.loads(done.stdout) if done.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
         return None
-    try:
-        duration = float(done.stdout.strip())
-    except ValueError:  # "N/A" for streams without a known length, or nothing
+    streams = found.get("streams") or []
+    if not streams:  # ffprobe also "reads" text files, as pictures: no audio is no duration
         return None
-    return duration if done.returncode == 0 and duration >= 0 else None
+    # Matroska/WebM give only the container's duration; prefer the stream's.
+    for value in (streams[0].get("duration"), found.get("format", {}).get("duration")):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def _convert(src: Path, dst_dir: Path, suffix: str, codec_args: list[str]) -> Path:
