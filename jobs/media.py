@@ -1,11 +1,42 @@
-"""Recognising audio and video by content, not by name or declared type."""
+"""Recognising audio and video by content, not by name or declared type.
+
+``inspect_media`` is the gate every recording passes (uploads in the web
+process, ``audio_url`` downloads in the worker):
+
+1. the magic-byte sniff: not a known container → 415;
+2. for RIFF/AIFF, the size the header declares against the bytes present;
+3. ffprobe must read the file and find an audio stream with a duration;
+4. ffmpeg demuxes every packet (stream copy, no decoding, so it is I/O
+   bound) and must reach close to the declared duration without the
+   demuxer reporting a premature end.
+
+Steps 2–4 turn empty, truncated and corrupt files into 422 before a
+provider is paid for them. Without ffprobe/ffmpeg on PATH only the sniff
+runs, with a logged warning.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import shutil
+import struct
+import subprocess
+import tempfile
 import unicodedata
-from pathlib import PurePosixPath
-from typing import IO
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_SECONDS = 120
+# A file whose packets end this far before its declared duration is truncated.
+TRUNCATION_TOLERANCE = 0.9
+TRUNCATION_SLACK_SECONDS = 1.0
 
 # (offset, signature, container)
 _SIGNATURES: list[tuple[int, bytes, str]] = [
@@ -15,9 +46,15 @@ _SIGNATURES: list[tuple[int, bytes, str]] = [
     (0, b"fLaC", "flac"),
     (0, b"\x1a\x45\xdf\xa3", "webm"),
     (4, b"ftyp", "mp4"),
+    (4, b"moov", "mov"),
+    (4, b"mdat", "mov"),
+    (4, b"wide", "mov"),
+    (4, b"free", "mov"),
     (0, b"#!AMR", "amr"),
     (0, b"FORM", "aiff"),
+    (0, b"caff", "caf"),
     (0, b"\x30\x26\xb2\x75", "wma"),
+    (0, b"\x00\x00\x01\xba", "mpeg"),
 ]
 
 
@@ -26,6 +63,8 @@ def sniff_container(head: bytes) -> str | None:
     for offset, signature, name in _SIGNATURES:
         if head[offset : offset + len(signature)] == signature:
             if name == "wav" and head[8:12] not in (b"WAVE", b"AVI "):
+                return None
+            if name == "aiff" and head[8:12] not in (b"AIFF", b"AIFC"):
                 return None
             return name
     # MPEG audio without ID3: an 11-bit frame sync; AAC ADTS: 12-bit sync.
@@ -51,3 +90,160 @@ def safe_filename(name: str, default: str = "audio") -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = _UNSAFE.sub("_", name).strip(" .")[:120]
     return name or default
+
+
+# --- Content inspection --------------------------------------------------------
+
+
+class MediaProblem(Exception):
+    """Why a file cannot be processed, with the API status that says so."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    container: str
+    duration_seconds: float | None  # None when only the sniff ran
+
+
+def _truncated() -> MediaProblem:
+    return MediaProblem(
+        422, "truncated_media", "The file is truncated: it ends before its content does."
+    )
+
+
+def _check_declared_size(path: Path, container: str, size: int) -> None:
+    """RIFF (WAV) and AIFF state their length in the header; compare it with the file."""
+    if container not in ("wav", "aiff"):
+        return
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if len(head) < 12:
+        raise _truncated()
+    declared = struct.unpack("<I" if container == "wav" else ">I", head[4:8])[0]
+    # Streaming writers leave the size at 0 or 0xFFFFFFFF when they cannot seek back.
+    if declared not in (0, 0xFFFFFFFF) and declared + 8 > size:
+        raise _truncated()
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise MediaProblem(
+            422, "unreadable_media", "The file could not be read in time as audio or video."
+        ) from None
+
+
+def _probe(ffprobe: str, path: Path) -> float:
+    """The declared duration of the file's first audio stream (seconds)."""
+    result = _run(
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_type",
+            "-of",
+            "json",
+            str(path),
+        ]
+    )
+    try:
+        data: dict[str, Any] = json.loads(result.stdout or "{}")
+    except ValueError:
+        data = {}
+    if result.returncode != 0 or "format" not in data:
+        raise MediaProblem(
+            422,
+            "unreadable_media",
+            "The file cannot be read as audio or video; it may be truncated or corrupt.",
+        )
+    if not any(s.get("codec_type") == "audio" for s in data.get("streams", [])):
+        raise MediaProblem(422, "no_audio", "The file has no audio track to transcribe.")
+    try:
+        duration = float(data["format"].get("duration") or 0)
+    except ValueError:
+        duration = 0.0
+    if duration <= 0:
+        raise MediaProblem(422, "no_duration", "The file's audio has no duration.")
+    return duration
+
+
+def _demuxed_seconds(ffmpeg: str, path: Path) -> float:
+    """Read every audio packet without decoding; how far the packets reach (seconds)."""
+    result = _run(
+        [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+            "-progress",
+            "pipe:1",
+            "-nostats",
+        ]
+    )
+    if re.search(r"prematurely|truncat", result.stderr, re.IGNORECASE):
+        raise _truncated()
+    times = re.findall(r"^out_time_us=(\d+)$", result.stdout, re.MULTILINE)
+    return int(times[-1]) / 1e6 if times else 0.0
+
+
+def inspect_media(path: Path) -> MediaInfo:
+    """Check the file at `path` is whole, decodable audio or video; raise MediaProblem if not."""
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaProblem(422, "empty_file", "The file is empty.")
+    with path.open("rb") as fh:
+        container = sniff_container(fh.read(64))
+    if container is None:
+        raise MediaProblem(
+            415, "unsupported_media", "The file is not a recognised audio or video format."
+        )
+    _check_declared_size(path, container, size)
+    ffprobe, ffmpeg = shutil.which("ffprobe"), shutil.which("ffmpeg")
+    if not ffprobe or not ffmpeg:
+        logger.warning("ffprobe/ffmpeg not on PATH: media is checked by its first bytes only")
+        return MediaInfo(container, None)
+    declared = _probe(ffprobe, path)
+    reached = _demuxed_seconds(ffmpeg, path)
+    if reached < declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS:
+        raise _truncated()
+    return MediaInfo(container, declared)
+
+
+def inspect_upload(upload: Any) -> MediaInfo:
+    """inspect_media for a Django UploadedFile, also enforcing UPLOAD_MAX_BYTES.
+
+    Large uploads are already on disk; small in-memory ones are copied to a
+    temporary file so the tools can seek in them.
+    """
+    if upload.size > settings.UPLOAD_MAX_BYTES:
+        raise MediaProblem(
+            413, "file_too_large", f"The file exceeds {settings.UPLOAD_MAX_BYTES} bytes."
+        )
+    if hasattr(upload, "temporary_file_path"):
+        return inspect_media(Path(upload.temporary_file_path()))
+    with tempfile.NamedTemporaryFile(suffix=".upload") as copy:
+        upload.seek(0)
+        for chunk in upload.chunks():
+            copy.write(chunk)
+        copy.flush()
+        upload.seek(0)
+        return inspect_media(Path(copy.name))

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -123,6 +124,8 @@ class Job(models.Model):
     transcript_saved_at = models.DateTimeField(null=True, blank=True)
     analysis_steps_done = models.JSONField(default=list, blank=True)
     analysis_steps_failed = models.JSONField(default=list, blank=True)
+    # Per-chunk answers of long transcripts: {step: {chunk index: answer}}.
+    analysis_partials = models.JSONField(default=dict, blank=True)
     results_saved_at = models.DateTimeField(null=True, blank=True)
 
     prompt_tokens = models.PositiveIntegerField(default=0)
@@ -170,3 +173,28 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status}/{self.stage}: {self.message}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` and the response its first request got (Stripe's semantics).
+
+    The row is created in the job's own transaction, and (client, key) is
+    unique, so two concurrent requests with one key create one job.
+    """
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request.")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "key"], name="idempotency_unique_key")
+        ]
+        indexes = [models.Index(fields=["client", "created_at"], name="idempotency_client_created")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,18 +1,92 @@
-"""REST API for meetings: `/api/v1/meetings/…`."""
+"""REST API for meetings: `/api/v1/meetings/…`. Clients see only their own meetings."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from rest_framework import generics
+from typing import Any
 
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.api_errors import RETRY_AFTER, error_responses
 from jobs.auth import client_of
 
-from .models import Meeting
-from .serializers import MeetingSerializer, with_results
+from .exports import FORMATS, export_response
+from .models import Meeting, Speaker
+from .serializers import MeetingSerializer, SpeakerSerializer, with_results
+
+
+def client_meetings(request: Request) -> QuerySet[Meeting]:
+    return Meeting.objects.filter(job__client=client_of(request))
 
 
 class MeetingDetail(generics.RetrieveAPIView):
+    """The meeting with speakers, segments, action items and decisions, in a fixed number of queries."""
+
     serializer_class = MeetingSerializer
 
     def get_queryset(self) -> QuerySet[Meeting]:
-        return with_results(Meeting.objects.filter(job__client=client_of(self.request)))
+        return with_results(client_meetings(self.request))
+
+    @extend_schema(
+        operation_id="meetings_retrieve",
+        summary="One meeting",
+        parameters=[RETRY_AFTER],
+        responses={200: MeetingSerializer, **error_responses(404)},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class SpeakerRename(APIView):
+    @extend_schema(
+        operation_id="meetings_speakers_partial_update",
+        summary="Rename a speaker",
+        description="The new name shows everywhere the speaker appears: the meeting, its "
+        "segments, exports and pages. Action items owned under the old name follow.",
+        request=SpeakerSerializer,
+        parameters=[RETRY_AFTER],
+        responses={200: SpeakerSerializer, **error_responses(400, 404)},
+    )
+    def patch(self, request: Request, pk: str, label: str) -> Response:
+        meeting = get_object_or_404(client_meetings(request), pk=pk)
+        if "\x00" in label:  # no such label, and PostgreSQL refuses NUL in a query
+            raise Http404
+        speaker = get_object_or_404(Speaker, meeting=meeting, label=label)
+        serializer = SpeakerSerializer(speaker, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+
+class TranscriptExport(APIView):
+    @extend_schema(
+        operation_id="meetings_transcript",
+        summary="The transcript as txt, srt, vtt or md",
+        description="A download (`Content-Disposition: attachment`) with speaker names where "
+        "known (else `Speaker A`) and timestamps (`00:00:01,234` in SRT, `00:00:01.234` in VTT).",
+        parameters=[
+            OpenApiParameter("fmt", OpenApiTypes.STR, OpenApiParameter.PATH, enum=sorted(FORMATS)),
+            RETRY_AFTER,
+        ],
+        responses={
+            (200, f"{export.content_type}"): OpenApiResponse(
+                OpenApiTypes.STR, description=f"The transcript as {fmt}."
+            )
+            for fmt, export in FORMATS.items()
+        }
+        | error_responses(404),
+    )
+    def get(self, request: Request, pk: str, fmt: str) -> HttpResponse:
+        meeting = get_object_or_404(with_results(client_meetings(request)), pk=pk)
+        return export_response(meeting, fmt)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The body is text whatever the client accepts; only errors are rendered as JSON.
+        return super().perform_content_negotiation(request, force=True)

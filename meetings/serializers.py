@@ -4,19 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 from rest_framework import serializers
 
 from .models import ActionItem, Decision, Meeting, Segment, Speaker
 
 
 class SpeakerSerializer(serializers.ModelSerializer):
-    name = serializers.CharField(allow_blank=True, max_length=120)
+    name = serializers.CharField(
+        allow_blank=True,
+        max_length=120,
+        help_text='The speaker\'s name; blank shows the label ("Speaker A").',
+    )
 
     class Meta:
         model = Speaker
         fields = ["label", "name"]
         read_only_fields = ["label"]
+
+    def validate_name(self, value: str) -> str:
+        if any(not ch.isprintable() for ch in value):
+            raise serializers.ValidationError("The name may not contain control characters.")
+        return value
+
+    def update(self, speaker: Speaker, validated_data: dict[str, Any]) -> Speaker:
+        """Rename the speaker. Action items owned under the old name follow the rename."""
+        old_name = speaker.display_name
+        with transaction.atomic():
+            speaker.name = validated_data.get("name", speaker.name)
+            speaker.save(update_fields=["name"])
+            if speaker.display_name != old_name:
+                ActionItem.objects.filter(meeting_id=speaker.meeting_id, owner=old_name).update(
+                    owner=speaker.display_name
+                )
+            Meeting.objects.filter(id=speaker.meeting_id).update(updated_at=timezone.now())
+        return speaker
 
 
 class SegmentSerializer(serializers.ModelSerializer):

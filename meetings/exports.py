@@ -1,0 +1,139 @@
+"""Transcript exports in txt, srt, vtt and md, for the API and the results page.
+
+Speaker names are read from the meeting's speakers at export time, so a
+rename shows in every export; an unnamed speaker is "Speaker A".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_safe
+
+from jobs.media import safe_filename
+from jobs.views import viewable_job
+
+from .models import Meeting, Segment
+from .serializers import with_results
+
+
+def _clock(ms: int, separator: str) -> str:
+    """1234567 ms → "00:20:34,567" (SRT) or "00:20:34.567" (VTT)."""
+    ms = max(0, int(ms))
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{millis:03d}"
+
+
+def _short_clock(ms: int) -> str:
+    return _clock(ms, ".")[:8]
+
+
+def _one_line(text: str) -> str:
+    # A blank line ends an SRT/VTT cue; keep each segment's text on one line.
+    return " ".join(text.split())
+
+
+def _span(segment: Segment) -> tuple[int, int]:
+    return segment.start_ms, max(segment.end_ms, segment.start_ms)
+
+
+def render_txt(meeting: Meeting, segments: list[Segment]) -> str:
+    lines = [meeting.title or "Transcript", ""]
+    for seg in segments:
+        lines.append(
+            f"[{_short_clock(seg.start_ms)}] {seg.speaker.display_name}: {_one_line(seg.text)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_srt(meeting: Meeting, segments: list[Segment]) -> str:
+    cues = []
+    for number, seg in enumerate(segments, start=1):
+        start, end = _span(seg)
+        cues.append(
+            f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n"
+            f"{seg.speaker.display_name}: {_one_line(seg.text)}\n"
+        )
+    return "\n".join(cues)
+
+
+def _vtt_escape(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("-->", "--&gt;")
+
+
+def render_vtt(meeting: Meeting, segments: list[Segment]) -> str:
+    parts = ["WEBVTT\n"]
+    for number, seg in enumerate(segments, start=1):
+        start, end = _span(seg)
+        voice = _vtt_escape(seg.speaker.display_name)
+        parts.append(
+            f"{number}\n{_clock(start, '.')} --> {_clock(end, '.')}\n"
+            f"<v {voice}>{_vtt_escape(_one_line(seg.text))}</v>\n"
+        )
+    return "\n".join(parts)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def _md_escape(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def render_md(meeting: Meeting, segments: list[Segment]) -> str:
+    lines = [f"# {_md_escape(meeting.title or 'Transcript')}", ""]
+    for seg in segments:
+        lines.append(
+            f"**{_md_escape(seg.speaker.display_name)}** [{_short_clock(seg.start_ms)}]: "
+            f"{_md_escape(_one_line(seg.text))}"
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    content_type: str
+    render: Callable[[Meeting, list[Segment]], str]
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "txt": ExportFormat("text/plain", render_txt),
+    "srt": ExportFormat("application/x-subrip", render_srt),
+    "vtt": ExportFormat("text/vtt", render_vtt),
+    "md": ExportFormat("text/markdown", render_md),
+}
+
+
+def export_response(meeting: Meeting, fmt: str) -> HttpResponse:
+    """The meeting's transcript as a download in `fmt`; Http404 for an unknown format.
+
+    `meeting` should come from ``with_results`` so segments and speakers are prefetched.
+    """
+    export = FORMATS.get(fmt)
+    if export is None:
+        raise Http404(f"Unknown transcript format {fmt!r}.")
+    segments = list(meeting.segments.all())
+    response = HttpResponse(
+        export.render(meeting, segments).encode("utf-8"),
+        content_type=f"{export.content_type}; charset=utf-8",
+    )
+    filename = f"{safe_filename(meeting.title, default='transcript')}.{fmt}"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+@require_safe
+def transcript_download(request: HttpRequest, meeting_id: object, fmt: str) -> HttpResponse:
+    """`/meetings/{id}/transcript.{fmt}?token=…`: the export for staff and viewer-token holders."""
+    meeting = get_object_or_404(with_results(Meeting.objects.all()), id=meeting_id)
+    viewable_job(request, meeting.job_id)
+    return export_response(meeting, fmt)
