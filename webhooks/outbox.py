@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
@@ -14,6 +16,7 @@ from meetings.models import Meeting
 from meetings.serializers import meeting_data
 
 from .models import WebhookDelivery
+from .sender import gone_endpoint, gone_note
 
 
 def event_body(job: Job, event_type: str) -> str:
@@ -37,22 +40,35 @@ def record_job_event(job: Job, event_type: str) -> WebhookDelivery | None:
     """Write the delivery row in the caller's transaction; send it after commit.
 
     Must run inside the transaction that sets the job's terminal state, so the
-    event exists if and only if that state does.
+    event exists if and only if that state does. If the process dies after
+    the commit but before the enqueue, the `webhooks.sweep` task finds the
+    row (due since its creation) and sends it; the claim in tasks.deliver
+    keeps the enqueue and the sweep from sending it twice. An event for an
+    endpoint that answered 410 is recorded as `gone` and not sent.
     """
     if not job.webhook_url:
         return None
+    event = {
+        "job": job,
+        "event_type": event_type,
+        "url": job.webhook_url,
+        "body": event_body(job, event_type),
+    }
+    endpoint = gone_endpoint(job.webhook_url)
+    if endpoint is not None:
+        return WebhookDelivery.objects.create(
+            **event, state=WebhookDelivery.State.GONE, last_error=gone_note(endpoint)
+        )
+    first_wait = (settings.WEBHOOK_RETRY_SCHEDULE or [0])[0]
     delivery = WebhookDelivery.objects.create(
-        job=job,
-        event_type=event_type,
-        url=job.webhook_url,
-        body=event_body(job, event_type),
-        next_attempt_at=timezone.now(),
+        **event, next_attempt_at=timezone.now() + timedelta(seconds=first_wait)
     )
-    transaction.on_commit(lambda: _enqueue(delivery.id))
+    if first_wait <= settings.MAX_COUNTDOWN_SECONDS:
+        transaction.on_commit(lambda: _enqueue(delivery.id, first_wait))
     return delivery
 
 
-def _enqueue(delivery_id: int) -> None:
+def _enqueue(delivery_id: int, countdown: float) -> None:
     from .tasks import deliver
 
-    deliver.delay(delivery_id)
+    deliver.apply_async(args=[delivery_id], countdown=countdown or None)

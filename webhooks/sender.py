@@ -1,7 +1,11 @@
 """Sending one webhook attempt, and deciding what happens next.
 
-An attempt has a total deadline (not only a per-read timeout), reads at most
-RESPONSE_EXCERPT_BYTES of the answer, and never follows redirects.
+Every POST goes through the SSRF guard (webhooks.ssrf): a total deadline of
+WEBHOOK_TIMEOUT_SECONDS over connecting, sending and reading, at most
+RESPONSE_EXCERPT_BYTES of the answer read, redirects never followed.
+2xx settles the delivery; 410 marks the endpoint gone; a refused URL is not
+retried; anything else is retried on WEBHOOK_RETRY_SCHEDULE until it is
+exhausted (the dead letter).
 """
 
 from __future__ import annotations
@@ -11,134 +15,112 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import WebhookAttempt, WebhookDelivery
-from .signing import signature_header
+from . import ssrf
+from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .signing import secrets_for, signed_headers
 
 logger = logging.getLogger(__name__)
 
 RESPONSE_EXCERPT_BYTES = 2048
 USER_AGENT = "MeetingIntel-Webhooks/1.0"
+State = WebhookDelivery.State
 
 
 @dataclass
 class Outcome:
+    """What one POST came to. `refused`: the guard refused the URL for good."""
+
     status_code: int | None
     error: str
     excerpt: str
     duration_ms: int
     retry_after: float | None = None
+    refused: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300 and not self.error
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-    deadline = time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS
-    started = time.monotonic()
-    status, error, excerpt, retry_after = None, "", "", None
-    try:
-        with requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=(min(5.0, settings.WEBHOOK_TIMEOUT_SECONDS), settings.WEBHOOK_TIMEOUT_SECONDS),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            status = response.status_code
-            retry_after = _parse_retry_after(response.headers.get("retry-after"))
-            chunks, size = [], 0
-            for chunk in response.iter_content(512):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= RESPONSE_EXCERPT_BYTES:
-                    break
-                if time.monotonic() > deadline:
-                    error = "deadline exceeded while reading the response"
-                    break
-            excerpt = b"".join(chunks)[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace")
-    except requests.Timeout:
-        error = "timed out"
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
-    if time.monotonic() > deadline and not error:
-        error = "deadline exceeded"
-    duration = int((time.monotonic() - started) * 1000)
-    return Outcome(status, error, excerpt, duration, retry_after)
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-def attempt(delivery: WebhookDelivery) -> None:
-    """Send the delivery once, log the attempt, and schedule a retry or settle it."""
-    now = timezone.now()
-    secrets = [delivery.job.webhook_secret]
+def post(url: str, webhook_id: str, body: str, secrets: list[str]) -> Outcome:
+    """POST one signed event (fresh timestamp) and report what happened; never raises."""
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        "webhook-id": delivery.webhook_id,
-        "webhook-timestamp": str(int(now.timestamp())),
+        **signed_headers(webhook_id, body, secrets, timezone.now()),
     }
-    if any(secrets):
-        headers["webhook-signature"] = signature_header(
-            secrets, delivery.webhook_id, now, delivery.body
+    deadline = settings.WEBHOOK_TIMEOUT_SECONDS
+    started = time.monotonic()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        response = ssrf.safe_request(
+            "POST",
+            url,
+            timeout=deadline,
+            max_bytes=RESPONSE_EXCERPT_BYTES,
+            headers=headers,
+            data=body.encode(),
         )
-    outcome = _post(delivery.url, delivery.body.encode(), headers)
-    succeeded = outcome.status_code is not None and 200 <= outcome.status_code < 300
-    succeeded = succeeded and not outcome.error
-    with transaction.atomic():
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            created_at=now,
-            status_code=outcome.status_code,
-            duration_ms=outcome.duration_ms,
-            error=outcome.error,
-            response_excerpt=outcome.excerpt,
+    except ssrf.UnsafeURL as exc:
+        return Outcome(None, f"refused: {exc.reason}"[:500], "", took(), refused=not exc.transient)
+    except ssrf.DeadlineExceeded as exc:
+        partial = exc.response
+        return Outcome(
+            partial.status_code if partial else None,
+            f"deadline of {deadline:g}s exceeded",
+            _excerpt(partial.content if partial else b""),
+            took(),
         )
-        delivery.attempt_count += 1
-        delivery.last_status_code = outcome.status_code
-        delivery.last_error = outcome.error
-        if succeeded:
-            delivery.state = WebhookDelivery.State.SUCCEEDED
-            delivery.delivered_at = timezone.now()
-            delivery.next_attempt_at = None
-        elif outcome.status_code == 410:
-            delivery.state = WebhookDelivery.State.GONE
-            delivery.next_attempt_at = None
-        else:
-            delay = next_delay(delivery.attempt_count, outcome.retry_after)
-            if delay is None:
-                delivery.state = WebhookDelivery.State.EXHAUSTED
-                delivery.next_attempt_at = None
-            else:
-                delivery.state = WebhookDelivery.State.RETRYING
-                delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-        delivery.save()
-    log = logger.info if succeeded else logger.warning
-    log(
-        "webhook %s attempt %d to %s: %s %s",
-        delivery.webhook_id,
-        delivery.attempt_count,
-        delivery.url,
-        outcome.status_code,
-        outcome.error,
+    except ssrf.FetchError as exc:
+        return Outcome(None, str(exc)[:500], "", took())
+    return Outcome(
+        response.status_code,
+        "",
+        _excerpt(response.content),
+        took(),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
     )
+
+
+def _excerpt(content: bytes) -> str:
+    # Postgres text cannot hold NUL, and a receiver may send anything.
+    return content.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
 
 
 def next_delay(attempts_made: int, retry_after: float | None) -> float | None:
     """Seconds until the next attempt, or None when the schedule is exhausted.
 
-    The schedule's first entry is the first attempt itself; entry N is the
-    wait before attempt N+1. Jitter spreads retries by up to 10 %; a
-    `Retry-After` is honoured up to the schedule's longest wait.
+    The schedule's first entry is the wait before the first attempt; entry N
+    is the wait before attempt N+1. Jitter adds up to 10 %, so endpoints that
+    failed together are not retried together. A `Retry-After` lengthens the
+    wait, up to WEBHOOK_RETRY_AFTER_MAX_SECONDS.
     """
     schedule = settings.WEBHOOK_RETRY_SCHEDULE
     if attempts_made >= len(schedule):
@@ -146,5 +128,89 @@ def next_delay(attempts_made: int, retry_after: float | None) -> float | None:
     delay = schedule[attempts_made]
     delay += random.uniform(0, delay * 0.1)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, max(schedule)))
+        delay = max(delay, min(retry_after, settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS))
     return delay
+
+
+def gone_endpoint(url: str) -> WebhookEndpoint | None:
+    return WebhookEndpoint.objects.filter(url=url, gone_at__isnull=False).first()
+
+
+def attempt(delivery: WebhookDelivery) -> WebhookAttempt | None:
+    """Send a claimed delivery once, log the attempt, and settle or reschedule it.
+
+    A delivery to an endpoint already marked gone is settled as `gone`
+    without a request (and returns None).
+    """
+    endpoint = gone_endpoint(delivery.url)
+    if endpoint is not None:
+        _save(delivery, state=State.GONE, next_attempt_at=None, last_error=gone_note(endpoint))
+        return None
+    started_at = timezone.now()
+    outcome = post(delivery.url, delivery.webhook_id, delivery.body, secrets_for(delivery.job))
+    number = delivery.attempt_count + 1
+    fields: dict[str, Any] = {
+        "attempt_count": number,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+        "next_attempt_at": None,
+    }
+    with transaction.atomic():
+        logged = WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=number,
+            created_at=started_at,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            error=outcome.error,
+            response_excerpt=outcome.excerpt,
+        )
+        if outcome.succeeded:
+            fields.update(state=State.SUCCEEDED, delivered_at=timezone.now())
+        elif outcome.refused:
+            fields.update(state=State.REFUSED)
+        elif outcome.status_code == 410:
+            fields.update(state=State.GONE, last_error="the endpoint answered 410 Gone")
+            _mark_gone(delivery)
+        else:
+            delay = next_delay(number, outcome.retry_after)
+            if delay is None:
+                fields.update(state=State.EXHAUSTED)
+            else:
+                fields.update(
+                    state=State.RETRYING, next_attempt_at=timezone.now() + timedelta(seconds=delay)
+                )
+        _save(delivery, **fields)
+    log = logger.info if outcome.succeeded else logger.warning
+    log(
+        "webhook %s attempt %d to %s: %s %s -> %s",
+        delivery.webhook_id,
+        number,
+        delivery.url,
+        outcome.status_code,
+        outcome.error,
+        delivery.state,
+    )
+    return logged
+
+
+def _save(delivery: WebhookDelivery, **fields: Any) -> None:
+    WebhookDelivery.objects.filter(id=delivery.id).update(**fields)
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+
+
+def gone_note(endpoint: WebhookEndpoint) -> str:
+    return f"not sent: the endpoint has been gone since {endpoint.gone_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _mark_gone(delivery: WebhookDelivery) -> None:
+    """410 stops retries for the whole endpoint, not only this event."""
+    now = timezone.now()
+    endpoint, _ = WebhookEndpoint.objects.update_or_create(
+        url=delivery.url,
+        defaults={"gone_at": now, "gone_reason": f"410 Gone answering {delivery.webhook_id}"},
+    )
+    WebhookDelivery.objects.filter(url=delivery.url, state__in=WebhookDelivery.DUE_STATES).exclude(
+        id=delivery.id
+    ).update(state=State.GONE, next_attempt_at=None, last_error=gone_note(endpoint))

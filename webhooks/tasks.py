@@ -12,7 +12,24 @@ from django.utils import timezone
 from . import sender
 from .models import WebhookDelivery
 
-DUE_STATES = (WebhookDelivery.State.PENDING, WebhookDelivery.State.RETRYING)
+SWEEP_BATCH = 500
+
+
+def claim(delivery_id: int) -> bool:
+    """Take the right to send a due delivery's next attempt; True for exactly one caller.
+
+    The conditional update moves `next_attempt_at` past the attempt's
+    deadline, so a duplicate message, the sweep or a second worker cannot
+    send the same attempt. If this worker dies mid-attempt, the delivery is
+    due again once the hold passes and the sweep picks it up.
+    """
+    now = timezone.now()
+    hold = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 4)
+    return bool(
+        WebhookDelivery.objects.filter(
+            id=delivery_id, state__in=WebhookDelivery.DUE_STATES, next_attempt_at__lte=now
+        ).update(next_attempt_at=hold)
+    )
 
 
 @shared_task(
@@ -22,32 +39,28 @@ DUE_STATES = (WebhookDelivery.State.PENDING, WebhookDelivery.State.RETRYING)
     max_retries=10,
 )
 def deliver(delivery_id: int) -> None:
-    # Claim: move next_attempt_at forward past the attempt's deadline, so a
-    # duplicate message or the sweeper cannot send the same attempt twice.
-    now = timezone.now()
-    hold = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 4)
-    claimed = WebhookDelivery.objects.filter(
-        id=delivery_id, state__in=DUE_STATES, next_attempt_at__lte=now
-    ).update(next_attempt_at=hold)
-    if not claimed:
+    if not claim(delivery_id):
         return
-    delivery = WebhookDelivery.objects.select_related("job").get(id=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("job", "job__client").get(id=delivery_id)
     sender.attempt(delivery)
-    delivery.refresh_from_db(fields=["state", "next_attempt_at"])
     if delivery.state == WebhookDelivery.State.RETRYING and delivery.next_attempt_at:
         wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        # Longer waits are left to the sweep, so no countdown outlives the
+        # broker's visibility timeout.
         if wait <= settings.MAX_COUNTDOWN_SECONDS:
             deliver.apply_async(args=[delivery_id], countdown=max(0.0, wait) + 0.05)
-        # Longer waits are picked up by the sweep, so no countdown outlives
-        # the broker's visibility timeout.
 
 
 @shared_task(name="webhooks.sweep")
 def sweep() -> int:
-    due = WebhookDelivery.objects.filter(
-        state__in=DUE_STATES, next_attempt_at__lte=timezone.now()
-    ).values_list("id", flat=True)[:500]
+    """Queue every delivery that is due: lost enqueues, long waits, dead workers' holds."""
+    due = list(
+        WebhookDelivery.objects.filter(
+            state__in=WebhookDelivery.DUE_STATES, next_attempt_at__lte=timezone.now()
+        )
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:SWEEP_BATCH]
+    )
     for delivery_id in due:
         deliver.delay(delivery_id)
     return len(due)
-

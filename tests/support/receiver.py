@@ -49,7 +49,11 @@ class WebhookReceiver(FakeServer):
         return json_reply({"ok": True})
 
     def wait_for(self, count: int = 1, timeout: float = 60.0) -> list[Received]:
-        """Block until `count` webhooks have been received (answered 2xx or not)."""
+        """Block until `count` webhooks have reached the hook handler.
+
+        Requests answered by a scripted fault never reach it; count those with
+        `request_times("hook")`.
+        """
         deadline = time.monotonic() + timeout
         with self._arrived:
             while len(self.received) < count:
