@@ -8,7 +8,13 @@ from .models import Job
 from .tokens import token_allows
 
 
+def is_staff(user: Any) -> bool:
+    """An active staff account (an anonymous user or None is not)."""
+    return bool(
+        user is not None and getattr(user, "is_active", False) and getattr(user, "is_staff", False)
+    )
+
+
 def can_view(user: Any, token: str | None, job: Job) -> bool:
-    if user is not None and getattr(user, "is_active", False) and getattr(user, "is_staff", False):
-        return True
-    return token_allows(token, job)
+    """Staff see every job; anyone else needs a valid, unrevoked token for this job."""
+    return is_staff(user) or token_allows(token, job)

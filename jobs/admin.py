@@ -6,13 +6,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
 from webhooks.admin import WebhookDeliveryInline
 
+from .broadcast import broadcast_job
 from .media import safe_filename
 from .models import ApiClient, Job, JobEvent
 from .serializers import audio_problem
@@ -54,7 +55,13 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["id", "title", "external_id", "original_filename", "error_message"]
     date_hierarchy = "created_at"
     list_select_related = ["client"]
-    actions = ["retry_jobs", "cancel_jobs", "reprocess_from_analysis", "reprocess_from_transcription"]
+    actions = [
+        "retry_jobs",
+        "cancel_jobs",
+        "reprocess_from_analysis",
+        "reprocess_from_transcription",
+        "revoke_viewer_links",
+    ]
     inlines = [JobEventInline, WebhookDeliveryInline]
     readonly_fields = [
         "id", "status", "stage", "progress", "message", "client", "created_by", "external_id",
@@ -123,6 +130,20 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(description="Reprocess from transcription (transcribe again)")
     def reprocess_from_transcription(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._bulk(request, queryset, lambda j: reprocess_job(j, "transcription"), "Reprocessing")
+
+    @admin.action(description="Revoke viewer links (status and results URLs) of selected jobs")
+    def revoke_viewer_links(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        # Every token carries the version it was signed with; bumping it voids
+        # them all. The broadcast makes each open websocket re-check its token
+        # now, so revoked viewers are dropped at once.
+        count = queryset.update(viewer_token_version=F("viewer_token_version") + 1)
+        for job_id in queryset.values_list("id", flat=True):
+            broadcast_job(job_id)
+        self.message_user(
+            request,
+            f"Revoked the viewer links of {count} job(s); new links are in each job's live page field.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(ApiClient)

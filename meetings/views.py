@@ -1,19 +1,137 @@
-"""The results page `/meetings/{id}/`."""
+"""The results page `/meetings/{id}/` and the recording it plays."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.translation import get_language_info
+from django.views.decorators.http import require_safe
 
-from jobs.views import viewable_job
+from jobs.access import is_staff
+from jobs.media import read_head, sniff_container
+from jobs.ranges import ranged_file_response
+from jobs.views import viewable_job, with_csp
 
-from .models import Meeting
+from .models import Meeting, Segment, Speaker
 from .serializers import with_results
 
+EXPORT_FORMATS = (("txt", "Text"), ("srt", "SubRip"), ("vtt", "WebVTT"), ("md", "Markdown"))
+DEGRADED_LABELS = {
+    "speaker_names": "Speaker names",
+    "summary": "Summary",
+    "action_items": "Action items",
+    "decisions": "Decisions",
+}
+AUDIO_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "mpeg": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "flac": "audio/flac",
+    "webm": "audio/webm",
+    "mp4": "audio/mp4",
+    "amr": "audio/amr",
+    "aiff": "audio/aiff",
+    "wma": "audio/x-ms-wma",
+}
 
+
+SPEAKER_COLOURS = 6
+
+
+@dataclass
+class SpeakerShare:
+    speaker: Speaker
+    colour: int
+    talk_ms: int
+    percent: int
+
+
+@dataclass
+class Turn:
+    """Consecutive segments by one speaker, shown under one name."""
+
+    speaker: Speaker
+    colour: int
+    segments: list[Segment] = field(default_factory=list)
+
+
+def colours(speakers: list[Speaker]) -> dict[int, int]:
+    """A stable colour number per speaker (by label order), shared by the list and the transcript."""
+    return {
+        s.id: i % SPEAKER_COLOURS for i, s in enumerate(sorted(speakers, key=lambda s: s.label))
+    }
+
+
+def talk_shares(speakers: list[Speaker], segments: list[Segment]) -> list[SpeakerShare]:
+    """Each speaker's talk time and share of the total, the most talkative first."""
+    talk: dict[int, int] = defaultdict(int)
+    for seg in segments:
+        talk[seg.speaker_id] += max(0, seg.end_ms - seg.start_ms)
+    total = sum(talk.values())
+    colour = colours(speakers)
+    shares = [
+        SpeakerShare(s, colour[s.id], talk[s.id], round(100 * talk[s.id] / total) if total else 0)
+        for s in speakers
+    ]
+    return sorted(shares, key=lambda share: -share.talk_ms)
+
+
+def speaker_turns(speakers: list[Speaker], segments: list[Segment]) -> list[Turn]:
+    colour = colours(speakers)
+    turns: list[Turn] = []
+    for seg in segments:
+        if not turns or turns[-1].speaker.id != seg.speaker_id:
+            turns.append(Turn(seg.speaker, colour.get(seg.speaker_id, 0)))
+        turns[-1].segments.append(seg)
+    return turns
+
+
+def source_segment(segments: list[Segment], starts: list[int], ms: int | None) -> int | None:
+    """The `index` of the segment spoken at `ms` (or the last one before it)."""
+    if ms is None or not segments:
+        return None
+    return segments[max(0, bisect_right(starts, ms) - 1)].index
+
+
+def language_name(code: str) -> str:
+    for candidate in (code, code.split("_")[0].split("-")[0]):
+        try:
+            return str(get_language_info(candidate)["name"])
+        except KeyError:
+            continue
+    return code
+
+
+def audio_path(meeting: Meeting) -> Path | None:
+    audio = meeting.job.audio
+    if not audio:
+        return None
+    path = Path(audio.path)
+    return path if path.is_file() else None
+
+
+@with_csp
 def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
     meeting = get_object_or_404(with_results(Meeting.objects.select_related("job")), id=meeting_id)
     job, token = viewable_job(request, meeting.job_id)
+    segments = list(meeting.segments.all())
+    speakers = list(meeting.speakers.all())
+    starts = [seg.start_ms for seg in segments]
+    sources = {
+        name: [(item, source_segment(segments, starts, item.source_start_ms)) for item in items]
+        for name, items in (
+            ("action_items", meeting.action_items.all()),
+            ("decisions", meeting.decisions.all()),
+        )
+    }
     return render(
         request,
         "meetings/meeting.html",
@@ -21,7 +139,41 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
             "meeting": meeting,
             "job": job,
             "token": token,
-            "segments": meeting.segments.all(),
-            "speakers": meeting.speakers.all(),
+            "segments": segments,
+            "turns": speaker_turns(speakers, segments),
+            "shares": talk_shares(speakers, segments),
+            "action_items": sources["action_items"],
+            "decisions": sources["decisions"],
+            "degraded": [DEGRADED_LABELS.get(step, step) for step in meeting.degraded],
+            "language": language_name(meeting.language) if meeting.language else "",
+            "has_audio": audio_path(meeting) is not None,
+            "exports": [
+                (
+                    fmt,
+                    label,
+                    reverse("meeting-transcript", args=[meeting.id, fmt])
+                    + f"?token={quote(token)}",
+                )
+                for fmt, label in EXPORT_FORMATS
+            ],
+            "is_staff": is_staff(request.user),
         },
     )
+
+
+@require_safe
+def meeting_audio(request: HttpRequest, meeting_id: object) -> HttpResponse:
+    """The meeting's recording, for staff and viewer-token holders only, with Range support.
+
+    The type comes from the file's content, never its name, so an upload can
+    never be served as a page.
+    """
+    meeting = get_object_or_404(Meeting.objects.select_related("job"), id=meeting_id)
+    viewable_job(request, meeting.job_id)
+    path = audio_path(meeting)
+    if path is None:
+        raise Http404("This meeting has no recording on the server.")
+    with path.open("rb") as handle:
+        container = sniff_container(read_head(handle))
+    content_type = AUDIO_TYPES.get(container or "", "application/octet-stream")
+    return ranged_file_response(request, path, content_type)

@@ -1,0 +1,65 @@
+"""Helpers for the page, websocket and browser tests: a staff login on a running
+platform, and headless Chromium from the system's packages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import requests
+from django.contrib.auth import get_user_model
+
+from .platform import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+
+def staff_session(
+    base_url: str, username: str = "staff", password: str = "staff-pw"
+) -> requests.Session:
+    """A requests session logged in through the admin login form (CSRF and all)."""
+    get_user_model().objects.create_user(username, password=password, is_staff=True)
+    session = requests.Session()
+    session.get(f"{base_url}/admin/login/", timeout=10)
+    response = session.post(
+        f"{base_url}/admin/login/?next=/admin/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": f"{base_url}/admin/login/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302 and "sessionid" in session.cookies, response.text[:500]
+    return session
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Headless Chromium from Debian's package; a clear failure (never a skip) when missing.
+
+    Playwright's own browser downloads are never used: there is no internet.
+    """
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: install Debian's chromium package "
+            "(apt-get install chromium; .ci/run does this) to run the browser tests"
+        )
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def screenshot_path(test_name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{test_name}.png"
