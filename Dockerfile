@@ -20,6 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     VAR_DIR=/app/var \
     MEDIA_ROOT=/data/media \
+    PROMETHEUS_MULTIPROC_DIR=/data/metrics \
     PORT=8000
 
 # ffmpeg: audio probing/conversion before transcription.
@@ -27,24 +28,25 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 
-RUN groupadd --system app \
- && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app \
- && mkdir -p /app/var /data/media \
- && chown -R app:app /app /data/media
+# A fixed uid, so volumes and `runAsNonRoot` policies can rely on it.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
+ && mkdir -p /app/var /data/media /data/metrics \
+ && chown -R app:app /app /data/media /data/metrics
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=app:app . .
 
-USER app
+USER 10001:10001
 # Static files are baked into the image (served by WhiteNoise); the key is a
 # throwaway that only lets settings load, never used at run time.
 RUN SECRET_KEY=collectstatic-build-only DEBUG=false \
     python manage.py collectstatic --noinput
 
-# /data/media is created above with app ownership, so a fresh named volume
-# mounted there inherits it.
-VOLUME ["/data/media"]
+# /data/media and /data/metrics are created above with app ownership, so
+# fresh named volumes mounted there inherit it.
+VOLUME ["/data/media", "/data/metrics"]
 EXPOSE 8000
 
 # Same as the Procfile's web entry; `exec` so uvicorn gets SIGTERM directly.

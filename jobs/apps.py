@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class JobsConfig(AppConfig):
@@ -9,6 +8,6 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from .schedule import register_periodic_tasks
-
-        post_migrate.connect(register_periodic_tasks, sender=self)
+        # Celery's autodiscovery imports only jobs/tasks.py: register the
+        # retention task too.
+        from . import retention  # noqa: F401

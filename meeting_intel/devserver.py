@@ -152,6 +152,18 @@ def _prepare(env: dict[str, str]) -> EmbeddedRedis | None:
     return redis
 
 
+def _fresh_metrics_dir(env: dict[str, str]) -> None:
+    """Empty the Prometheus directory the processes about to start will share.
+
+    Metric files belong to processes; once all of a host's processes restart
+    the old files only add stale series (see meeting_intel/metrics.py).
+    """
+    var_dir = Path(env.get("VAR_DIR") or ROOT / "var")
+    path = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics")))
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+
+
 def _exit_code(rc: int) -> int:
     return 128 - rc if rc < 0 else rc  # killed by signal N -> 128+N, like a shell
 
@@ -215,6 +227,7 @@ def cmd_run() -> int:
     env.setdefault("PUBLIC_BASE_URL", f"http://localhost:{env.get('PORT', '8000')}")
     env["PYTHONUNBUFFERED"] = "1"  # honcho reads pipes: show log lines as they come
     redis = _prepare(env)
+    _fresh_metrics_dir(env)
 
     migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], env=env)
     if migrate.returncode != 0:

@@ -1,15 +1,27 @@
-"""Provider selection: TRANSCRIPTION_PROVIDER and ANALYSIS_PROVIDER pick the module."""
+"""Provider selection: TRANSCRIPTION_PROVIDER and ANALYSIS_PROVIDER pick the module.
+
+Every provider handed out is wrapped so its calls' latency, errors and
+retries are measured (``instrumented.py``).
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 
 from .base import Analyzer, Transcriber
+from .instrumented import measured_analyzer, measured_transcriber
 
 
 def get_transcriber(name: str | None = None) -> Transcriber:
     """The configured transcriber, or the one named (the one a job started with)."""
-    name = name or settings.TRANSCRIPTION_PROVIDER
+    return measured_transcriber(_transcriber(name or settings.TRANSCRIPTION_PROVIDER))
+
+
+def get_analyzer() -> Analyzer:
+    return measured_analyzer(_analyzer())
+
+
+def _transcriber(name: str) -> Transcriber:
     if name == "assemblyai":
         from .assemblyai import AssemblyAITranscriber
 
@@ -25,7 +37,7 @@ def get_transcriber(name: str | None = None) -> Transcriber:
     raise ValueError(f"unknown transcription provider {name!r}")
 
 
-def get_analyzer() -> Analyzer:
+def _analyzer() -> Analyzer:
     if settings.ANALYSIS_PROVIDER == "openai":
         from .openai_chat import OpenAIAnalyzer
 

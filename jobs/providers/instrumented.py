@@ -1,0 +1,64 @@
+"""Providers wrapped so every call is measured (see meeting_intel.metrics).
+
+The wrappers change nothing a caller sees: same results, same exceptions,
+and every other attribute passes through to the provider.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
+
+T = TypeVar("T")
+
+
+class _Measured:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._inner, attribute)
+
+    def _measure(self, operation: str, call: Callable[[], T]) -> T:
+        from meeting_intel.metrics import observe_provider_call
+
+        started = time.perf_counter()
+        try:
+            result = call()
+        except Exception as exc:
+            observe_provider_call(self.name, operation, time.perf_counter() - started, exc)
+            raise
+        observe_provider_call(self.name, operation, time.perf_counter() - started, None)
+        return result
+
+
+class MeasuredTranscriber(_Measured):
+    """`operation` is submit or fetch."""
+
+    def submit(self, audio: AudioSource) -> Transcript | str:
+        return self._measure("submit", lambda: self._inner.submit(audio))
+
+    def fetch(self, external_id: str) -> Transcript | None:
+        return self._measure("fetch", lambda: self._inner.fetch(external_id))
+
+
+class MeasuredAnalyzer(_Measured):
+    """`operation` is the analysis step (summary, action_items, ...)."""
+
+    def run(self, step: str, transcript: Transcript) -> StepOutput:
+        return self._measure(step, lambda: self._inner.run(step, transcript))
+
+
+def measured_transcriber(inner: Transcriber) -> Transcriber:
+    return MeasuredTranscriber(inner)  # type: ignore[return-value]
+
+
+def measured_analyzer(inner: Analyzer) -> Analyzer:
+    return MeasuredAnalyzer(inner)  # type: ignore[return-value]

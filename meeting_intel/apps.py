@@ -1,0 +1,16 @@
+"""The project's own app: wires structured logging and metrics into every process."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    name = "meeting_intel"
+    label = "ops"
+    verbose_name = "Operations"
+
+    def ready(self) -> None:
+        from . import observability
+
+        observability.connect()
