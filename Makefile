@@ -30,9 +30,14 @@ run: install
 test: install
 	$(PY) -m meeting_intel.devserver exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
-lint:
-	@if command -v ruff >/dev/null 2>&1; then ruff check .; \
-	else echo "ruff not installed (pip install ruff); skipping lint"; fi
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
+# The benchmark suite (README "Performance"): the platform and a stand-in of
+# the original design against the fake providers; prints one table and writes
+# bench/results.json. Uses DATABASE_URL's PostgreSQL server (database
+# meeting_intel_bench) or SQLite, and Redis databases 14 and 15.
+# BENCH_FULL=1 runs the full size; BENCH_ONLY=1,3 runs some scenarios.
 bench: install
-	@if [ -d bench ]; then $(PY) -m bench; else echo "no bench/ directory; nothing to run"; fi
+	$(PY) -m meeting_intel.devserver exec -- $(PY) -m bench

@@ -7,9 +7,12 @@ message naming the variable. The README's settings table lists them all.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
@@ -22,6 +25,7 @@ from .env import (
     env_str,
     env_url,
 )
+from .logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -35,6 +39,22 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Security ---------------------------------------------------------------
+# Production (DEBUG false) is HTTPS-only by default: `manage.py check --deploy`
+# reports nothing. TLS ends at a reverse proxy that sets X-Forwarded-Proto;
+# web must only be reachable through it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and Prometheus talk plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 PUBLIC_BASE_URL = env_url("PUBLIC_BASE_URL", "http://localhost:8000")
 
 INSTALLED_APPS = [
@@ -53,9 +73,13 @@ INSTALLED_APPS = [
     "jobs",
     "meetings",
     "webhooks",
+    # Structured logging context and metrics for every process (meeting_intel/observability.py).
+    "meeting_intel.apps.OpsConfig",
 ]
 
 MIDDLEWARE = [
+    # First, so every line a request logs carries its job (meeting_intel/observability.py).
+    "meeting_intel.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,7 +124,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One file per test run, so concurrent runs on one checkout do not collide.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     _db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _db}
@@ -113,7 +138,7 @@ CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL, schemes=("redis", "r
 # Tasks are short (seconds to a few minutes, never a provider wait), so an
 # unacknowledged message can be handed out again after 15 minutes without
 # ever running twice concurrently; countdowns stay well inside that window.
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 900, minimum=10)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 900, minimum=5)
 TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 MAX_COUNTDOWN_SECONDS = max(1, min(300, CELERY_VISIBILITY_TIMEOUT // 3))
 
@@ -127,14 +152,41 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT
-CELERY_TASK_TIME_LIMIT = TASK_SOFT_TIME_LIMIT + 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_TASK_TIME_LIMIT = int(TASK_SOFT_TIME_LIMIT * 1.1) + 2
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    # A message still running when its visibility timeout ends is handed to a
+    # second worker: the timeout must outlast the longest possible task.
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}) must exceed the task time "
+        f"limit ({CELERY_TASK_TIME_LIMIT}, from TASK_SOFT_TIME_LIMIT)"
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often a worker looks for messages a dead worker left unacknowledged.
+    "unacked_restore_interval": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat's database scheduler copies these into django-celery-beat's tables at
+# start-up, where staff can see and pause them in admin.
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "Sweep stuck jobs": {"task": "jobs.sweep", "schedule": SWEEP_INTERVAL_SECONDS},
+    "Send due webhooks": {"task": "webhooks.sweep", "schedule": SWEEP_INTERVAL_SECONDS},
+    # jobs/retention.py: AUDIO_RETENTION_DAYS.
+    "Delete expired audio": {"task": "jobs.purge_audio", "schedule": crontab(minute=17, hour=3)},
+}
+# SIGTERM is a warm shutdown: running tasks finish, and messages the worker
+# reserved (prefetched, on countdown) go back to the queue. A cold shutdown
+# (SIGQUIT, a second Ctrl-C) still gives running tasks this long, then cancels
+# them; acks are late, so they are redelivered, never lost.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env_float("WORKER_SOFT_SHUTDOWN_TIMEOUT", 60, minimum=0)
+CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Short and long work on separate queues, so each can be scaled on its own.
 WORKER_QUEUES = ("celery", "transcription", "analysis", "webhooks", "maintenance")
@@ -145,6 +197,7 @@ CELERY_TASK_ROUTES = {
     "jobs.finalize": {"queue": "analysis"},
     "webhooks.*": {"queue": "webhooks"},
     "jobs.sweep": {"queue": "maintenance"},
+    "jobs.purge_audio": {"queue": "maintenance"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -177,7 +230,27 @@ OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
 OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 60, minimum=1)
+OPENAI_TRANSCRIPTION_MODEL = env_str("OPENAI_TRANSCRIPTION_MODEL", "whisper-1")
+# An audio upload takes longer than a chat answer.
+OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS = env_float(
+    "OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS", 600, minimum=1
+)
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60, minimum=1)
+
+# Global provider limits shared by all workers (jobs/ratelimit.py). The
+# defaults sit at typical paid-tier quotas, well above a few hundred jobs.
+RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
+RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
+OPENAI_REQUESTS_PER_MINUTE = env_int("OPENAI_REQUESTS_PER_MINUTE", 3000, minimum=1)
+OPENAI_TOKENS_PER_MINUTE = env_int("OPENAI_TOKENS_PER_MINUTE", 2_000_000, minimum=1)
+ASSEMBLYAI_MAX_CONCURRENT = env_int("ASSEMBLYAI_MAX_CONCURRENT", 500, minimum=1)
+# Analysis splits long transcripts into chunks of about this many tokens.
+ANALYSIS_CHUNK_TOKENS = env_int("ANALYSIS_CHUNK_TOKENS", 6000, minimum=200)
+ANALYSIS_CONCURRENCY = env_int("ANALYSIS_CONCURRENCY", 8, minimum=1)
+# Stop taking new analysis calls well before the soft time limit; continue in a new task.
+ANALYSIS_TASK_BUDGET_SECONDS = min(
+    env_float("ANALYSIS_TASK_BUDGET_SECONDS", 120, minimum=1), TASK_SOFT_TIME_LIMIT / 2
+)
 
 TRANSCRIPTION_PROVIDER = env_choice(
     "TRANSCRIPTION_PROVIDER",
@@ -198,14 +271,39 @@ WEBHOOK_RETRY_SCHEDULE = env_float_list(
     "WEBHOOK_RETRY_SCHEDULE", [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 )
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1)
+# A receiver's Retry-After is honoured up to this many seconds.
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = env_float("WEBHOOK_RETRY_AFTER_MAX_SECONDS", 3600, minimum=0)
+# After a client's signing secret is rotated, the old one keeps signing this long.
+WEBHOOK_SECRET_OVERLAP_SECONDS = env_int("WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600, minimum=0)
+# The seed's `X-Webhook-Secret` header (the secret in clear), for a CMS built for it.
+WEBHOOK_LEGACY_SECRET_HEADER = env_bool("WEBHOOK_LEGACY_SECRET_HEADER", False)
 
 # --- REST API ---------------------------------------------------------------
+# Requests per client per period ("600/min"); shared across web processes
+# through the Redis cache.
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"API_THROTTLE_RATE must look like 600/min (per s, min, hour or day), got {API_THROTTLE_RATE!r}"
+    )
+# Total seconds the worker spends downloading a job's `audio_url`.
+AUDIO_URL_TIMEOUT_SECONDS = env_float(
+    "AUDIO_URL_TIMEOUT_SECONDS", min(240.0, TASK_SOFT_TIME_LIMIT * 0.8), minimum=1
+)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "meeting-intel",
+    }
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ClientRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "jobs.uploads.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -217,6 +315,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Meeting Intelligence Platform API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components, so read-only fields stay out
+    # of request bodies and uploads are described as binary.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and docs are public; a bad key must not hide them.
+    "SERVE_AUTHENTICATION": [],
     # Swagger UI's assets are served by the app itself: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -230,6 +333,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = BASE_DIR / env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
 FILE_UPLOAD_TEMP_DIR = None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The first handler refuses a body over UPLOAD_MAX_BYTES as it streams in;
+# the others keep small files in memory and stream large ones to disk.
+FILE_UPLOAD_HANDLERS = [
+    "jobs.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -244,11 +354,23 @@ USE_TZ = True
 
 LOGIN_URL = "/admin/login/"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
-}
+# --- Operations -------------------------------------------------------------
+# One line per record on stderr, for web, worker and beat alike: JSON in
+# production, text in development; job context and secret masking either way.
+LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "text" if DEBUG else "json")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
+LOGGING = logging_config(
+    LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2")
+)
+# Every process of a host writes its counters and histograms here; /metrics
+# merges them. Clear it when all the host's processes restart.
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
+# When set, /metrics needs `Authorization: Bearer <token>`.
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
+# A worker machine without a web process serves its metrics on this port (0: off).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 2, minimum=0.1)
+# Audio is deleted this many days after its job finished; transcripts stay (0: keep forever).
+AUDIO_RETENTION_DAYS = env_int("AUDIO_RETENTION_DAYS", 30, minimum=0)

@@ -5,15 +5,40 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jobs import api as job_api
+from jobs import dashboard
 from jobs import views as job_views
+from meeting_intel import health, metrics
 from meetings import api as meeting_api
+from meetings import exports as meeting_exports
 from meetings import views as meeting_views
+from webhooks import api as webhook_api
 
 api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
     path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
+    path("api/v1/jobs/<uuid:pk>/webhooks/", webhook_api.JobWebhooks.as_view(), name="api-job-webhooks"),
+    path(
+        "api/v1/jobs/<uuid:pk>/webhooks/redeliver/",
+        webhook_api.JobWebhooksRedeliver.as_view(),
+        name="api-job-webhooks-redeliver",
+    ),
+    path("api/v1/jobs/<uuid:pk>/retry/", job_api.JobRetry.as_view(), name="api-job-retry"),
+    path("api/v1/jobs/<uuid:pk>/cancel/", job_api.JobCancel.as_view(), name="api-job-cancel"),
+    path(
+        "api/v1/jobs/<uuid:pk>/reprocess/", job_api.JobReprocess.as_view(), name="api-job-reprocess"
+    ),
     path("api/v1/meetings/<uuid:pk>/", meeting_api.MeetingDetail.as_view(), name="api-meeting"),
+    path(
+        "api/v1/meetings/<uuid:pk>/speakers/<str:label>/",
+        meeting_api.SpeakerRename.as_view(),
+        name="api-meeting-speaker",
+    ),
+    path(
+        "api/v1/meetings/<uuid:pk>/transcript.<str:fmt>",
+        meeting_api.TranscriptExport.as_view(),
+        name="api-meeting-transcript",
+    ),
 ]
 
 urlpatterns = [
@@ -23,11 +48,32 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/", job_views.job_page, name="job-page"),
     path("jobs/<uuid:job_id>/state/", job_views.job_state, name="job-state"),
     path("meetings/<uuid:meeting_id>/", meeting_views.meeting_page, name="meeting-page"),
+    path("meetings/<uuid:meeting_id>/audio", meeting_views.meeting_audio, name="meeting-audio"),
+    path(
+        "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
+        meeting_exports.transcript_download,
+        name="meeting-transcript",
+    ),
+    path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),
+    path("jobs/<uuid:job_id>/reprocess/", job_views.job_reprocess, name="job-reprocess"),
     path(
         "hooks/assemblyai/<uuid:job_id>/",
         job_views.assemblyai_callback,
         name="assemblyai-callback",
     ),
     path("healthz", job_views.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    # Before admin.site.urls, whose catch-all would take "dashboard" for an app label.
+    path("admin/dashboard/", admin.site.admin_view(dashboard.dashboard), name="staff-dashboard"),
+    path(
+        "admin/dashboard/live/",
+        admin.site.admin_view(dashboard.dashboard_live),
+        name="staff-dashboard-live",
+    ),
     path("admin/", admin.site.urls),
 ]
+
+# JSON error objects for unknown URLs and crashes under /api/; the usual pages elsewhere.
+handler404 = "jobs.api_errors.not_found"
+handler500 = "jobs.api_errors.server_error"

@@ -3,7 +3,10 @@ clients, and real platform processes (web and worker from the Procfile)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +18,7 @@ from django.conf import settings
 
 from jobs.models import ApiClient, Job
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
+from tests.fakes.script import DEFAULT_MEETING
 from tests.support import netguard
 from tests.support.platform import (
     Process,
@@ -28,10 +32,15 @@ from tests.support.receiver import WebhookReceiver
 
 netguard.install()
 
+# This session's processes (pytest and those it starts) share a fresh
+# Prometheus directory (meeting_intel/metrics.py), so no run sees another's
+# metric files and none pile up.
+METRICS_DIR = tempfile.mkdtemp(prefix="meeting-intel-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
+atexit.register(shutil.rmtree, METRICS_DIR, True)
+
 CANNED = {
-    "speaker_names": {
-        "speakers": [{"label": "A", "name": "Alice"}, {"label": "B", "name": "Bob"}]
-    },
+    "speaker_names": {"speakers": [{"label": "A", "name": "Alice"}, {"label": "B", "name": "Bob"}]},
     "summary": {"summary": "Alice and Bob planned the release and agreed to ship on Monday."},
     "action_items": {
         "action_items": [
@@ -68,6 +77,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture(autouse=True)
 def _reset_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test scripts on a session-wide fake ends with the test."""
     yield
     for name in ("fake_aai", "fake_openai", "receiver"):
         if name in request.fixturenames:
@@ -75,6 +85,13 @@ def _reset_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
             fake.clear_faults()
             if isinstance(fake, WebhookReceiver):
                 fake.reset()
+            elif isinstance(fake, FakeOpenAI):
+                fake.responses.clear()
+                fake.responses.update(CANNED)
+                fake.reject_strict, fake.text_content = False, "OK"
+            elif isinstance(fake, FakeAssemblyAI):
+                fake.utterances, fake.processing_seconds = list(DEFAULT_MEETING), 0.0
+                fake.ms_per_word = 300
 
 
 @pytest.fixture
@@ -170,7 +187,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: fl
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-def wait_for_job(job_id: object, statuses: tuple[str, ...] = Job.TERMINAL, timeout: float = 60) -> Job:
+def wait_for_job(
+    job_id: object, statuses: tuple[str, ...] = Job.TERMINAL, timeout: float = 60
+) -> Job:
     def done() -> Job | None:
         job = Job.objects.get(id=job_id)
         return job if job.status in statuses else None
