@@ -194,6 +194,29 @@ def cmd_exec(argv: list[str]) -> int:
     return rc
 
 
+# Asks the settings themselves, so the banner can never disagree with them.
+_PROVIDERS = """
+import django
+django.setup()
+from django.conf import settings as s
+print(s.TRANSCRIPTION_PROVIDER, s.ANALYSIS_PROVIDER)
+"""
+
+
+def _providers(env: dict[str, str]) -> str:
+    found = subprocess.run(
+        [sys.executable, "-c", _PROVIDERS], env=env, capture_output=True, text=True, check=False
+    )
+    transcription, _, analysis = found.stdout.strip().partition(" ")
+    line = f"transcription={transcription}, analysis={analysis}"
+    if "local" in (transcription, analysis):
+        line += (
+            "\n               local = offline providers (no API key set); set ASSEMBLYAI_API_KEY"
+            "\n               and OPENAI_API_KEY to use AssemblyAI and OpenAI"
+        )
+    return line
+
+
 def _banner(env: dict[str, str]) -> None:
     base = f"http://localhost:{env.get('PORT', '8000')}"
     py = ".venv/bin/python"
@@ -205,6 +228,7 @@ def _banner(env: dict[str, str]) -> None:
    Admin       {base}/admin/
    API docs    {base}/api/docs/
    Redis       {env["REDIS_URL"]}
+   Providers   {_providers(env)}
 
  Create an admin user:   {py} manage.py createsuperuser
  Create an API client:   {py} manage.py create_api_client NAME

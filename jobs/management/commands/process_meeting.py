@@ -11,7 +11,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs import broadcast, pipeline
-from jobs.media import read_head, safe_filename, sniff_container
+from jobs.media import MediaProblem, inspect_media, safe_filename
 from jobs.models import Job
 from jobs.services import submit_job
 from meetings.serializers import meeting_data
@@ -31,9 +31,10 @@ class Command(BaseCommand):
         path: Path = opts["file"]
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        with path.open("rb") as fh:
-            if path.stat().st_size == 0 or sniff_container(read_head(fh)) is None:
-                raise CommandError(f"{path} is not a recognised audio or video file.")
+        try:
+            inspect_media(path)
+        except MediaProblem as problem:
+            raise CommandError(f"{path}: {problem.message}") from None
         broadcast.disable()
         with path.open("rb") as fh:
             job = submit_job(
