@@ -161,33 +161,32 @@ def test_sigkill_while_saving_results(stack, api_key, receiver, fake_aai):
 
 def test_redis_restart_mid_flight_loses_no_job(stack, api_key, receiver, fake_aai):
     fake_aai.processing_seconds = 2
-    try:
-        before = len(fake_aai.submissions)
-        ids = stack.submit(api_key, receiver, 3)
-        wait_until(
-            lambda: Job.objects.filter(id__in=ids).exclude(transcript_external_id="").count() == 3
-        )
+    before = len(fake_aai.submissions)
+    ids = stack.submit(api_key, receiver, 3)
+    wait_until(
+        lambda: Job.objects.filter(id__in=ids).exclude(transcript_external_id="").count() == 3
+    )
+    # Celery's worker can exit on a broker restart (a kombu error while it closes
+    # the dead connection); in production its supervisor starts it again.
+    with stack.supervised() as restarted:
         stack.redis.restart()  # no persistence: every queued message is gone
         assert_each_completed_exactly_once(ids, receiver, fake_aai, before)
-    finally:
-        fake_aai.processing_seconds = 0
+    print(f"restarted by the supervisor after the Redis restart: {restarted or 'nothing'}")
 
 
 @needs_postgres
 def test_a_database_outage_delays_but_loses_no_job(stack, api_key, receiver, fake_aai):
     fake_aai.processing_seconds = 1
-    try:
-        before = len(fake_aai.submissions)
-        ids = stack.submit(api_key, receiver, 3)
-        wait_until(
-            lambda: Job.objects.filter(id__in=ids).exclude(transcript_external_id="").count() == 3
-        )
+    before = len(fake_aai.submissions)
+    ids = stack.submit(api_key, receiver, 3)
+    wait_until(
+        lambda: Job.objects.filter(id__in=ids).exclude(transcript_external_id="").count() == 3
+    )
+    with stack.supervised():
         stack.proxy.cut()
         time.sleep(6)
         stack.proxy.restore()
         assert_each_completed_exactly_once(ids, receiver, fake_aai, before)
-    finally:
-        fake_aai.processing_seconds = 0
 
 
 def test_openai_requests_stay_under_the_global_limit(stack, api_key, receiver, fake_openai):

@@ -5,6 +5,9 @@ limited to 3 s."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -13,7 +16,15 @@ from django.db import connection
 
 from tests.conftest import SAMPLE_AUDIO, provider_env
 
-from .platform import Process, base_env, database_url, free_port, start_web, start_worker
+from .platform import (
+    Process,
+    base_env,
+    database_url,
+    free_port,
+    start_web,
+    start_worker,
+    wait_for_output,
+)
 from .services import RedisServer, TcpProxy
 
 POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -49,6 +60,32 @@ class Stack:
     def start_workers(self) -> None:
         self.worker = start_worker(self.env)
         self.beat = Process("beat", self.env)
+        # Beat must have loaded its schedule before a test breaks anything.
+        wait_for_output(self.beat, "Sending due task")
+
+    @contextmanager
+    def supervised(self) -> Iterator[list[str]]:
+        """Restart worker or beat when they exit, as compose's `restart: unless-stopped`
+        or systemd's `Restart=always` would; yields the names of those restarted."""
+        restarted: list[str] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.5):
+                if self.worker and not self.worker.alive():
+                    restarted.append("worker")
+                    self.worker = start_worker(self.env)
+                if self.beat and not self.beat.alive():
+                    restarted.append("beat")
+                    self.beat = Process("beat", self.env)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield restarted
+        finally:
+            stop.set()
+            watcher.join()
 
     def stop_workers(self) -> None:
         """Stop worker and beat, so nothing writes while the test database is flushed."""
