@@ -1,0 +1,127 @@
+"""The processes a benchmark runs, and what /proc says about them.
+
+Each service runs in its own process group (``start_new_session``), so the
+group is the whole tree: uvicorn, or a Celery parent with its prefork
+children. CPU time and memory are summed over the group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import IO
+
+from tests.support.platform import ROOT, procfile_entries, wait_for_output, wait_http
+
+LOG_DIR = ROOT / "var" / "bench" / "logs"
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Service:
+    """One long-running command in its own process group, logging to var/bench/logs/<name>.log."""
+
+    def __init__(self, name: str, command: str, env: dict[str, str]) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.killpg(self.pid, sig)
+
+    def pause(self) -> None:
+        """Freeze the whole group (SIGSTOP): queued work waits until resume()."""
+        self.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the group (a warm shutdown for Celery), SIGKILL if it lingers."""
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the group: running tasks die with it."""
+        self.signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every live process in the group, plus children it has reaped."""
+        total = 0
+        for fields in _group(self.pid).values():
+            total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        return total / _TICKS
+
+    def rss_bytes(self) -> int:
+        """Resident memory of every process in the group."""
+        total = 0
+        for pid in _group(self.pid):
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+            except (OSError, IndexError):
+                continue
+        return total
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from field 3 (state) on: the command name may contain spaces."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _group(pgid: int) -> dict[int, list[str]]:
+    """The stat fields of every live process whose process group is `pgid`."""
+    group = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(int(entry.name))
+        except OSError:  # exited while we looked
+            continue
+        if int(fields[2]) == pgid:
+            group[int(entry.name)] = fields
+    return group
+
+
+def start_web(env: dict[str, str], port: int) -> Service:
+    """The Procfile's `web` on `port`, once /healthz answers."""
+    service = Service("web", procfile_entries()["web"], {**env, "PORT": str(port)})
+    wait_http(f"http://127.0.0.1:{port}/healthz", service)  # type: ignore[arg-type]
+    return service
+
+
+def start_worker(name: str, command: str, env: dict[str, str]) -> Service:
+    """A Celery worker, once it says it is ready."""
+    service = Service(name, command, env)
+    wait_for_output(service, "ready.")  # type: ignore[arg-type]
+    return service
