@@ -24,7 +24,7 @@ from .errors import Deferred, PermanentError, TransientError
 from .models import Job
 from .providers import get_analyzer
 from .providers.base import StepOutput, Transcript
-from .services import lock_for_write, update_job
+from .services import lock_for_write, touch, update_job
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,13 @@ class _AnalysisRun:
             )
         steps_done = len(ANALYSIS_STEPS) - len(steps)
         progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(ANALYSIS_STEPS))
-        update_job(
-            self.job, message, stage=Job.Stage.ANALYZING, progress=max(self.job.progress, progress)
-        )
+        progress = max(self.job.progress, progress)
+        if message == self.job.message and self.job.stage == Job.Stage.ANALYZING:
+            # Still the same chunk: move the bar without another timeline event.
+            touch(self.job, message, progress=progress)
+            self.job.progress = progress
+        else:
+            update_job(self.job, message, stage=Job.Stage.ANALYZING, progress=progress)
 
     def execute(self) -> None:
         work = iter(self._todo())

@@ -70,13 +70,16 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     return job
 
 
-def touch(job: Job, message: str) -> None:
-    """Refresh the job's heartbeat and last message without a timeline event.
+def touch(job: Job, message: str, **fields: Any) -> None:
+    """Refresh the job's heartbeat, last message and `fields` without a timeline event.
 
-    For routine waits (a rate limit, a slot pool) that would flood the timeline.
+    For routine waits and progress (a rate limit, a slot pool, chunks of one
+    step) that would flood the timeline.
     """
     now = timezone.now()
-    Job.objects.filter(id=job.id).update(message=message[:300], heartbeat_at=now, updated_at=now)
+    Job.objects.filter(id=job.id).update(
+        message=message[:300], heartbeat_at=now, updated_at=now, **fields
+    )
     _after_commit_broadcast(job.id)
 
 

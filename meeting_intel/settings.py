@@ -204,7 +204,12 @@ CELERY_TASK_ALWAYS_EAGER = False
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py 8 times reads out after 5 s by default, which breaks the
+        # layer's blocking receive on idle websockets; and its async pool
+        # raises instead of waiting at 100 connections (mass disconnects).
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}]
+        },
     }
 }
 

@@ -39,6 +39,7 @@ def stack(django_db_blocker, fake_aai, fake_openai):
             CELERY_VISIBILITY_TIMEOUT="60",
             TASK_SOFT_TIME_LIMIT="20",
             TRANSCRIPT_CALLBACKS="true",
+            SWEEP_INTERVAL_SECONDS="2",
             TRANSCRIPT_POLL_SECONDS="5",
             TRANSCRIPT_POLL_MAX_SECONDS="15",
         )
