@@ -53,15 +53,24 @@ class Stack:
                 **extra_env,
             },
         )
-        self.web = start_web(self.env, self.port)
         self.worker: Process | None = None
         self.beat: Process | None = None
+        try:
+            self.web = start_web(self.env, self.port)
+        except BaseException:
+            self._close_services()
+            raise
 
     def start_workers(self) -> None:
-        self.worker = start_worker(self.env)
-        self.beat = Process("beat", self.env)
-        # Beat must have loaded its schedule before a test breaks anything.
-        wait_for_output(self.beat, "Sending due task")
+        """Start worker and beat; on failure stop what started, so nothing leaks."""
+        try:
+            self.worker = start_worker(self.env)
+            self.beat = Process("beat", self.env)
+            # Beat must have loaded its schedule before a test breaks anything.
+            wait_for_output(self.beat, "Sending due task")
+        except BaseException:
+            self.stop_workers()
+            raise
 
     @contextmanager
     def supervised(self) -> Iterator[list[str]]:
@@ -119,6 +128,9 @@ class Stack:
     def stop(self) -> None:
         self.stop_workers()
         self.web.stop()
+        self._close_services()
+
+    def _close_services(self) -> None:
         if self.proxy:
             self.proxy.close()
         self.redis.kill()
