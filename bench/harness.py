@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import redis
 
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
-from tests.fakes.script import DEFAULT_MEETING
+from tests.fakes.script import CANNED, DEFAULT_MEETING
 from tests.support.platform import ROOT, base_env, free_port, procfile_entries
 
 from . import querycount
@@ -31,21 +31,6 @@ BENCH_DATABASE = "meeting_intel_bench"
 PLATFORM_REDIS_DB, BASELINE_REDIS_DB = 14, 15
 SECRET_KEY = "bench-secret-key-not-for-production"
 POLL_SECONDS, POLL_MAX_SECONDS = 5, 10
-CANNED = {
-    "speaker_names": {"speakers": [{"label": "A", "name": "Alice"}, {"label": "B", "name": "Bob"}]},
-    "summary": {"summary": "Alice and Bob planned the release and agreed to ship on Monday."},
-    "action_items": {
-        "action_items": [
-            {
-                "text": "Send the report",
-                "owner": "Bob",
-                "due_date": "2026-11-27",
-                "source_start_ms": 0,
-            }
-        ]
-    },
-    "decisions": {"decisions": [{"text": "Ship on Monday", "source_start_ms": 0}]},
-}
 
 
 def redis_db(url: str, db: int) -> str:

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from jobs.models import ApiClient, Job
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
-from tests.fakes.script import DEFAULT_MEETING
+from tests.fakes.script import CANNED, DEFAULT_MEETING
 from tests.support import netguard
 from tests.support.platform import (
     Process,
@@ -38,22 +38,6 @@ netguard.install()
 METRICS_DIR = tempfile.mkdtemp(prefix="meeting-intel-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 atexit.register(shutil.rmtree, METRICS_DIR, True)
-
-CANNED = {
-    "speaker_names": {"speakers": [{"label": "A", "name": "Alice"}, {"label": "B", "name": "Bob"}]},
-    "summary": {"summary": "Alice and Bob planned the release and agreed to ship on Monday."},
-    "action_items": {
-        "action_items": [
-            {
-                "text": "Send the report",
-                "owner": "Bob",
-                "due_date": "2026-11-27",
-                "source_start_ms": 0,
-            }
-        ]
-    },
-    "decisions": {"decisions": [{"text": "Ship on Monday", "source_start_ms": 0}]},
-}
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ from jobs.pipeline import enqueue_next
 from jobs.services import submit_job
 from jobs.tokens import make_viewer_token
 from meetings.models import Meeting
-from tests.conftest import CANNED, SAMPLE_AUDIO, wait_for_job
+from tests.conftest import SAMPLE_AUDIO, wait_for_job
+from tests.fakes.script import CANNED
 from tests.support.pages import launch_chromium, screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]

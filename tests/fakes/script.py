@@ -13,7 +13,10 @@ from dataclasses import dataclass
 Script = Sequence[tuple[str, str]]
 
 DEFAULT_MEETING: tuple[tuple[str, str], ...] = (
-    ("A", "Good morning Bob, thanks for joining. Let's review the launch plan for the new billing page."),
+    (
+        "A",
+        "Good morning Bob, thanks for joining. Let's review the launch plan for the new billing page.",
+    ),
     ("B", "Thanks Alice. The design is finished and the backend work is almost done."),
     ("A", "Great. What is the status of the payment provider integration?"),
     ("B", "It works in staging. I still need to write up the test results."),
@@ -60,7 +63,11 @@ def time_script(script: Script, *, ms_per_word: int = 300, gap_ms: int = 700) ->
             words.append(TimedWord(token, cursor, cursor + ms_per_word, speaker))
             cursor += ms_per_word
         if words:
-            turns.append(TimedTurn(speaker, " ".join(w.text for w in words), words[0].start, cursor, tuple(words)))
+            turns.append(
+                TimedTurn(
+                    speaker, " ".join(w.text for w in words), words[0].start, cursor, tuple(words)
+                )
+            )
             cursor += gap_ms
     return turns
 
@@ -68,3 +75,21 @@ def time_script(script: Script, *, ms_per_word: int = 300, gap_ms: int = 700) ->
 def duration_ms(turns: Sequence[TimedTurn]) -> int:
     """Length of the recording that ``turns`` were laid out on, in milliseconds."""
     return (turns[-1].end if turns else LEAD_IN_MS) + TAIL_MS
+
+
+# Answers of the analysis steps that match DEFAULT_MEETING (FakeOpenAI's `responses`).
+CANNED = {
+    "speaker_names": {"speakers": [{"label": "A", "name": "Alice"}, {"label": "B", "name": "Bob"}]},
+    "summary": {"summary": "Alice and Bob planned the release and agreed to ship on Monday."},
+    "action_items": {
+        "action_items": [
+            {
+                "text": "Send the report",
+                "owner": "Bob",
+                "due_date": "2026-11-27",
+                "source_start_ms": 0,
+            }
+        ]
+    },
+    "decisions": {"decisions": [{"text": "Ship on Monday", "source_start_ms": 0}]},
+}

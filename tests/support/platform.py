@@ -8,7 +8,6 @@ leave the machine.
 from __future__ import annotations
 
 import os
-
 import signal
 import socket
 import subprocess
