@@ -1,32 +1,80 @@
 """The analyze step: every pending analysis step over every chunk of the transcript.
 
-Provider calls run concurrently on a thread pool; every database write
-happens on the task's own thread, as each answer lands, so each chunk's
-answer is a checkpoint and each step degrades on its own.
+Provider calls run concurrently on one thread pool per process, shared by
+every analyze task the process runs: ANALYSIS_MAX_IN_FLIGHT bounds the model
+calls in flight for the whole process, ANALYSIS_CONCURRENCY those of one job.
+Every database write happens on the task's own thread, as each answer
+lands, so each chunk's answer is a checkpoint and each step degrades on its
+own. Each call is fenced (services.fence) right before it is handed to the
+pool; the further requests a call may make (a repair, a second ask) are
+fenced from the pool's thread.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from meetings import services as meeting_services
 from meetings.models import Meeting
 
 from . import chunking
 from .analysis import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
-from .errors import Deferred, PermanentError, TransientError
+from .errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
 from .models import Job
 from .providers import get_analyzer
-from .providers.base import StepOutput, Transcript
-from .services import lock_for_write, touch, update_job
+from .providers.base import StepOutput, Transcript, guarded
+from .services import fence, lock_for_write, touch, update_job
 
 logger = logging.getLogger(__name__)
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def model_calls() -> ThreadPoolExecutor:
+    """The process's pool of model calls in flight (created after a fork, once)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (
+                os.getpid(),
+                ThreadPoolExecutor(
+                    max_workers=settings.ANALYSIS_MAX_IN_FLIGHT, thread_name_prefix="model-call"
+                ),
+            )
+        return _pool[1]
+
+
+class _CallGuard:
+    """The fence of one model call: its first request was fenced by the task before
+    the call was queued; any further request is fenced here, on the pool's thread,
+    with a connection closed right after (such requests are rare, and pool threads
+    must not each keep a database connection open)."""
+
+    def __init__(self, job: Job, holder: str) -> None:
+        self.job, self.holder, self.first = job, holder, True
+
+    def __call__(self) -> None:
+        if self.first:
+            self.first = False
+            return
+        try:
+            fence(self.job, self.holder)
+        finally:
+            connection.close()
+
+
+def _call(analyzer: Any, step: str, chunk: Transcript, guard: _CallGuard) -> StepOutput:
+    with guarded(guard):
+        return analyzer.run(step, chunk)
 
 
 def analyze(job: Job, task_id: str) -> float | None:
@@ -93,36 +141,37 @@ class _AnalysisRun:
         progress = max(self.job.progress, progress)
         if message == self.job.message and self.job.stage == Job.Stage.ANALYZING:
             # Still the same chunk: move the bar without another timeline event.
-            touch(self.job, message, progress=progress)
-            self.job.progress = progress
+            touch(self.job, message, holder=self.task_id, progress=progress)
         else:
-            update_job(self.job, message, stage=Job.Stage.ANALYZING, progress=progress)
+            update_job(
+                self.job, message, holder=self.task_id, stage=Job.Stage.ANALYZING, progress=progress
+            )
 
     def execute(self) -> None:
         work = iter(self._todo())
         futures: dict[Future[StepOutput], tuple[str, int]] = {}
-        with ThreadPoolExecutor(max_workers=settings.ANALYSIS_CONCURRENCY) as pool:
+        pool = model_calls()
 
-            def submit_next() -> None:
-                if self.deferred or time.monotonic() > self.deadline:
-                    self.stopped_early = True
+        def submit_next() -> None:
+            if self.deferred or time.monotonic() > self.deadline:
+                self.stopped_early = True
+                return
+            for step, index in work:
+                if step not in self.failed:
+                    fence(self.job, self.task_id)  # cancelled or handed over: pay nothing more
+                    guard = _CallGuard(self.job, self.task_id)
+                    future = pool.submit(_call, self.analyzer, step, self.chunks[index], guard)
+                    futures[future] = (step, index)
                     return
-                for step, index in work:
-                    if step not in self.failed:
-                        futures[pool.submit(self.analyzer.run, step, self.chunks[index])] = (
-                            step,
-                            index,
-                        )
-                        return
 
-            for _ in range(settings.ANALYSIS_CONCURRENCY):
+        for _ in range(settings.ANALYSIS_CONCURRENCY):
+            submit_next()
+        while futures:
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step, index = futures.pop(future)
+                self._land(step, index, future)
                 submit_next()
-            while futures:
-                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    step, index = futures.pop(future)
-                    self._land(step, index, future)
-                    submit_next()
         self.stopped_early = self.stopped_early and bool(self._todo())
 
     def _land(self, step: str, index: int, future: Future[StepOutput]) -> None:
@@ -139,6 +188,8 @@ class _AnalysisRun:
                 self._fail(step, exc.message)
         except PermanentError as exc:
             self._fail(step, exc.message)
+        except (JobLost, *INFRASTRUCTURE_ERRORS):
+            raise
         except Exception as exc:
             logger.exception("analysis step %s of job %s crashed", step, self.job.id)
             self._fail(step, f"{type(exc).__name__}: {exc}")
@@ -211,7 +262,8 @@ class _AnalysisRun:
                 groups = chunking.split(
                     chunking.summaries_as_transcript(texts), settings.ANALYSIS_CHUNK_TOKENS
                 )
-                outputs = [self.analyzer.run("summary", group) for group in groups]
+                with guarded(lambda: fence(self.job, self.task_id)):
+                    outputs = [self.analyzer.run("summary", group) for group in groups]
                 tokens[0] += sum(o.prompt_tokens for o in outputs)
                 tokens[1] += sum(o.completion_tokens for o in outputs)
                 texts = [o.data["summary"] for o in outputs]

@@ -82,7 +82,12 @@ def fetch_audio(job: Job, task_id: str) -> Job:
     non-media file; TransientError for network trouble (retried); JobLost if
     the job changed meanwhile. Returns the updated job.
     """
-    update_job(job, "Downloading the recording from audio_url", stage=Job.Stage.TRANSCRIBING)
+    update_job(
+        job,
+        "Downloading the recording from audio_url",
+        holder=task_id,
+        stage=Job.Stage.TRANSCRIBING,
+    )
     with tempfile.NamedTemporaryFile(suffix=".download") as sink:
         final_url = _download(job.audio_url, sink)
         sink.flush()

@@ -7,6 +7,23 @@ backoff, permanent ones fail the step (or the job) at once.
 
 from __future__ import annotations
 
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Outages of the platform's own services, not faults of the job: a step that
+# meets one is retried by Celery with backoff (jobs.tasks) and never counted
+# against JOB_MAX_RETRIES. Other database errors (IntegrityError, DataError,
+# ProgrammingError) are bugs and handled like any other crash.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    BrokerError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
 
 class PipelineError(Exception):
     def __init__(self, code: str, message: str) -> None:

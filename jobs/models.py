@@ -110,6 +110,9 @@ class Job(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the job's next step should run: the sweeper sends it again when
+    # that time is long past and no step holds the lease (jobs.sweeper).
+    due_at = models.DateTimeField(null=True, blank=True)
 
     # A lease makes each step run once at a time even when Celery delivers a
     # message twice; `lease_task` is the id of the task that holds it.
@@ -140,6 +143,7 @@ class Job(models.Model):
             models.Index(fields=["client", "status", "-created_at"], name="job_client_status"),
             models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
             models.Index(fields=["status", "stage"], name="job_status_stage"),
+            models.Index(fields=["status", "due_at"], name="job_status_due"),
         ]
 
     def __str__(self) -> str:

@@ -28,17 +28,19 @@ from django.utils import timezone
 from meetings import services as meeting_services
 from meetings.models import Meeting
 
-from . import downloads, ratelimit
+from . import downloads, leases, ratelimit
 from .analysis import pending_analysis
 from .analyzing import analyze
-from .errors import Deferred, JobLost, PermanentError, TransientError
+from .errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
 from .models import Job
 from .providers import get_transcriber
-from .providers.base import AudioSource, Transcript
+from .providers.base import AudioSource, Transcript, guarded
 from .services import (
     TRANSCRIPTION_SLOTS,
     claim,
     fail_job,
+    fence,
+    lease_holder,
     lock_for_write,
     release,
     touch,
@@ -89,11 +91,18 @@ SLOT_TTL_SECONDS = 6 * 3600
 # --- Running a step -----------------------------------------------------------
 
 
-def run_step(job_id: object, step: str, task_id: str, seq: int | None = None) -> float | None:
+def run_step(
+    job_id: object, step: str, task_id: str, seq: int | None = None, celery_retries: int = 0
+) -> float | None:
     """Run `step` for the job if it is still the job's next step.
 
     Returns the delay before the job's next step, or None when there is
     nothing to schedule (stale message, lost claim, terminal job).
+
+    Database, broker and Redis outages (INFRASTRUCTURE_ERRORS) are not the
+    job's fault: they propagate to the task, which Celery retries with
+    backoff, without using up JOB_MAX_RETRIES or counting as a redelivery
+    (`celery_retries` is part of the lease token).
     """
     job = Job.objects.filter(id=job_id).first()
     if job is None or next_step(job) != step:
@@ -102,33 +111,52 @@ def run_step(job_id: object, step: str, task_id: str, seq: int | None = None) ->
         return None  # an older poll chain; the current one carries on
     if job.next_attempt_at and job.next_attempt_at > timezone.now():
         return (job.next_attempt_at - timezone.now()).total_seconds()
-    job = claim(job_id, task_id)
-    if job is None:
+    holder = lease_holder(task_id, celery_retries)
+    if claim(job, holder) is None:
         return None
+    leases.hold(holder)
     try:
-        delay = STEP_FUNCTIONS[step](job, task_id)
+        return _run_claimed(job, step, holder)
+    finally:
+        leases.drop(holder)
+
+
+def _run_claimed(job: Job, step: str, holder: str) -> float | None:
+    job_id = job.id
+    delay: float | None = None
+    lost = False
+    try:
+        delay = STEP_FUNCTIONS[step](job, holder)
         if job.step_retries:
             Job.objects.filter(id=job.id).update(step_retries=0)
-        return delay
     except Deferred as exc:
-        touch(job, exc.reason)
-        return max(exc.seconds, 0.05)
+        delay = max(exc.seconds, 0.05)
+        try:
+            touch(job, exc.reason, holder=holder)
+        except JobLost:
+            delay, lost = None, True
     except TransientError as exc:
-        return schedule_retry(job, task_id, exc)
+        delay = schedule_retry(job, holder, exc)
     except PermanentError as exc:
         fail_job(job, exc.code, exc.message)
     except JobLost:
+        lost = True
         logger.info("job %s changed under step %s; leaving it", job_id, step)
+    except INFRASTRUCTURE_ERRORS:
+        raise
     except Exception as exc:
         # A bug or an unexpected vendor error: retry like a transient error so
         # a blip heals, and fail visibly once retries run out.
         logger.exception("step %s of job %s crashed", step, job_id)
-        return schedule_retry(
-            job, task_id, TransientError("internal_error", f"{type(exc).__name__}: {exc}")
+        delay = schedule_retry(
+            job, holder, TransientError("internal_error", f"{type(exc).__name__}: {exc}")
         )
-    finally:
-        release(job, task_id)
-    return None
+    release(job, holder, delay, set_due=not lost)
+    if lost and Job.objects.filter(id=job.id, status=Status.PENDING).exists():
+        # Retried or reprocessed while this step ran: the new attempt's
+        # message found the lease taken and was dropped; hand over now.
+        return 0
+    return delay
 
 
 def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
@@ -217,22 +245,24 @@ def transcribe(job: Job, task_id: str) -> float | None:
         TRANSCRIPTION_SLOTS, str(job.id), settings.ASSEMBLYAI_MAX_CONCURRENT, SLOT_TTL_SECONDS
     ):
         raise Deferred(15, "Waiting for a free transcription slot")
-    update_job(job, "Sending audio for transcription", stage=Stage.TRANSCRIBING)
-    result = transcriber.submit(_audio_source(job))
+    update_job(job, "Sending audio for transcription", holder=task_id, stage=Stage.TRANSCRIBING)
+    with guarded(lambda: fence(job, task_id)):
+        result = transcriber.submit(_audio_source(job))
     if isinstance(result, Transcript):
         _save_transcript(job, task_id, result, transcriber.name)
         return 0
-    with transaction.atomic():
-        job = lock_for_write(job, task_id)
-        update_job(
-            job,
-            "Transcription submitted",
-            transcript_external_id=result,
-            transcription_provider=transcriber.name,
-            transcript_submitted_at=timezone.now(),
-            transcript_polls=0,
-            progress=15,
-        )
+    # Conditional on the lease: a step that lost the job meanwhile keeps
+    # nothing (the next attempt submits again, which a fence made rare).
+    update_job(
+        job,
+        "Transcription submitted",
+        holder=task_id,
+        transcript_external_id=result,
+        transcription_provider=transcriber.name,
+        transcript_submitted_at=timezone.now(),
+        transcript_polls=0,
+        progress=15,
+    )
     return poll_delay(0)
 
 
@@ -279,33 +309,33 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
 
 
 def finalize(job: Job, task_id: str) -> float | None:
+    """Save the results and complete the job in one transaction.
+
+    The meeting's `degraded` list, the job's completion and its
+    `job.completed` webhook commit together or not at all. Saving and
+    notifying take milliseconds, so the job goes from analyzing to done in
+    one state change (one UPDATE, one event).
+    """
     from webhooks.outbox import record_job_event
 
+    now = timezone.now()
+    degraded = list(job.analysis_steps_failed)
     with transaction.atomic():
-        fresh = lock_for_write(job, task_id)
-        meeting = Meeting.objects.get(job=fresh)
-        meeting.degraded = list(fresh.analysis_steps_failed)
-        meeting.save(update_fields=["degraded", "updated_at"])
-        update_job(fresh, "Saving results", stage=Stage.SAVING, results_saved_at=timezone.now())
-    with transaction.atomic():
-        fresh = lock_for_write(job, task_id)
-        update_job(fresh, "Notifying", stage=Stage.NOTIFYING)
-        record_job_event(fresh, "job.completed")
-        degraded = (
-            f" (without {', '.join(fresh.analysis_steps_failed)})"
-            if fresh.analysis_steps_failed
-            else ""
-        )
+        Meeting.objects.filter(job_id=job.id).update(degraded=degraded, updated_at=now)
         update_job(
-            fresh,
-            f"Completed{degraded}",
+            job,
+            f"Completed (without {', '.join(degraded)})" if degraded else "Completed",
+            holder=task_id,
             status=Status.COMPLETED,
             stage=Stage.DONE,
             progress=100,
-            completed_at=timezone.now(),
+            results_saved_at=now,
+            completed_at=now,
+            due_at=None,
             error_code="",
             error_message="",
         )
+        record_job_event(job, "job.completed")
     return None
 
 

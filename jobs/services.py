@@ -15,8 +15,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import ratelimit
-from .broadcast import broadcast_job
+from .broadcast import broadcast_status, status_message
 from .errors import JobLost
+from .leases import lease_seconds
 from .models import Job, JobEvent
 
 Status = Job.Status
@@ -46,41 +47,59 @@ def _event(job: Job, message: str) -> None:
     )
 
 
-def _after_commit_broadcast(job_id: object) -> None:
-    transaction.on_commit(lambda: broadcast_job(job_id))
+def _after_commit_broadcast(job: Job) -> None:
+    """Push the row as it is now in memory once the transaction commits (no re-read)."""
+    payload = status_message(job)
+    transaction.on_commit(lambda: broadcast_status(payload))
 
 
-def update_job(job: Job, message: str = "", **fields: Any) -> Job:
+def update_job(job: Job, message: str = "", *, holder: str | None = None, **fields: Any) -> Job:
     """Set fields on a job, record the change, and broadcast it.
 
-    Runs inside the caller's transaction when there is one. `message` becomes
-    the job's last message and the event's text.
+    With `holder` (the lease token of the step making the change) the write
+    is conditional: it lands only while that step still holds the job's
+    lease and the job is processing, else JobLost is raised and nothing is
+    written. One UPDATE and one JobEvent, inside the caller's transaction
+    when there is one. `message` becomes the job's last message and the
+    event's text.
     """
     if "stage" in fields and "progress" not in fields:
         fields["progress"] = max(STAGE_PROGRESS[fields["stage"]], job.progress)
     if message:
         fields["message"] = message[:300]
     fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
-    for name, value in fields.items():
-        setattr(job, name, value)
-    with transaction.atomic():
-        Job.objects.filter(id=job.id).update(**fields)
+    rows = Job.objects.filter(id=job.id)
+    if holder is not None:
+        rows = rows.filter(lease_task=holder, status=Status.PROCESSING)
+    with transaction.atomic(savepoint=False):
+        if rows.update(**fields) != 1 and holder is not None:
+            raise JobLost(str(job.id))
+        for name, value in fields.items():
+            setattr(job, name, value)
         _event(job, message or f"{job.status}/{job.stage}")
-    _after_commit_broadcast(job.id)
+    _after_commit_broadcast(job)
     return job
 
 
-def touch(job: Job, message: str, **fields: Any) -> None:
+def touch(job: Job, message: str, *, holder: str | None = None, **fields: Any) -> None:
     """Refresh the job's heartbeat, last message and `fields` without a timeline event.
 
     For routine waits and progress (a rate limit, a slot pool, chunks of one
-    step) that would flood the timeline.
+    step) that would flood the timeline. With `holder`, conditional like
+    update_job.
     """
     now = timezone.now()
-    Job.objects.filter(id=job.id).update(
-        message=message[:300], heartbeat_at=now, updated_at=now, **fields
-    )
-    _after_commit_broadcast(job.id)
+    rows = Job.objects.filter(id=job.id)
+    if holder is not None:
+        rows = rows.filter(lease_task=holder, status=Status.PROCESSING)
+    if not rows.update(message=message[:300], heartbeat_at=now, updated_at=now, **fields):
+        if holder is not None:
+            raise JobLost(str(job.id))
+        return
+    job.message = message[:300]
+    for name, value in fields.items():
+        setattr(job, name, value)
+    _after_commit_broadcast(job)
 
 
 def submit_job(job: Job, *, enqueue: bool = True) -> Job:
@@ -88,12 +107,13 @@ def submit_job(job: Job, *, enqueue: bool = True) -> Job:
 
     `enqueue=False` is for callers that run the pipeline in-process (the CLI).
     """
+    job.due_at = timezone.now()
     with transaction.atomic():
         job.save()
         _event(job, "Queued")
         if enqueue:
             _enqueue_after_commit(job.id)
-    _after_commit_broadcast(job.id)
+    _after_commit_broadcast(job)
     return job
 
 
@@ -103,69 +123,104 @@ def _enqueue_after_commit(job_id: object) -> None:
     transaction.on_commit(lambda: enqueue_next(job_id))
 
 
-def lease_seconds() -> int:
-    """No task outlives its hard time limit, so neither does its lease."""
-    return settings.CELERY_TASK_TIME_LIMIT + 5
+def lease_holder(task_id: str, celery_retries: int = 0) -> str:
+    """The lease token of one run of a task.
+
+    Celery keeps a task's id when it retries it (after a database or broker
+    error), so the retry number is part of the token: a second run with the
+    same token is a redelivery after a crash, a higher retry number is not.
+    """
+    return f"{task_id}#{celery_retries}" if celery_retries else task_id
 
 
-def claim(job_id: object, task_id: str) -> Job | None:
+def _same_task(holder: str) -> Q:
+    task_id = holder.partition("#")[0]
+    return Q(lease_task=task_id) | Q(lease_task__startswith=f"{task_id}#")
+
+
+def claim(job: Job, holder: str) -> Job | None:
     """Take the job's lease for one step, or return None if someone else holds it.
 
-    A conditional update is the claim: of two deliveries of the same step only
-    one wins. The same task id finding its own lease means the message was
-    delivered again after its worker died; that is counted, and past
-    JOB_MAX_REDELIVERIES the job fails instead of looping forever.
+    One conditional UPDATE is the claim (of two deliveries of the same step
+    only one wins, and a cancel committed before it wins over it); it also
+    marks the job processing. `job` is the row as read just before, so the
+    result is built in memory. The same token finding its own lease means the
+    message was delivered again after its worker died: that is counted, and
+    past JOB_MAX_REDELIVERIES the job fails instead of looping forever.
     """
     now = timezone.now()
-    free = Q(lease_task="") | Q(lease_expires__lt=now) | Q(lease_task=task_id)
-    active = Job.objects.filter(id=job_id, status__in=Job.ACTIVE)
-    redelivered = active.filter(lease_task=task_id).exists()
-    updated = active.filter(free).update(
-        lease_task=task_id,
-        lease_expires=now + timedelta(seconds=lease_seconds()),
-        heartbeat_at=now,
-        redeliveries=F("redeliveries") + (1 if redelivered else 0),
-    )
+    redelivered = job.lease_task == holder
+    free = Q(lease_task="") | Q(lease_expires__lt=now) | _same_task(holder)
+    fields: dict[str, Any] = {
+        "lease_task": holder,
+        "lease_expires": now + timedelta(seconds=lease_seconds()),
+        "heartbeat_at": now,
+        "status": Status.PROCESSING,
+        "next_attempt_at": None,
+        "started_at": job.started_at or now,
+        "attempts": job.attempts or 1,
+        "updated_at": now,
+    }
+    starting = job.status != Status.PROCESSING
+    if starting:
+        fields["message"] = f"Attempt {fields['attempts']} started"
+    if redelivered:
+        fields["redeliveries"] = F("redeliveries") + 1
+    updated = Job.objects.filter(id=job.id, status__in=Job.ACTIVE).filter(free).update(**fields)
     if updated != 1:
         return None
-    with transaction.atomic():
-        try:
-            # Under the row lock, so a cancel that raced the claim wins.
-            job = lock_for_write(Job(id=job_id), task_id)
-        except JobLost:
-            return None
-        if job.redeliveries > settings.JOB_MAX_REDELIVERIES:
-            fail_job(
-                job,
-                "redelivery_limit",
-                f"The job's task was delivered {job.redeliveries + 1} times without finishing; "
-                "it may be crashing its worker.",
-            )
-            return None
-        if job.status != Status.PROCESSING or job.started_at is None:
-            update_job(
-                job,
-                f"Attempt {job.attempts or 1} started",
-                status=Status.PROCESSING,
-                started_at=job.started_at or now,
-                attempts=job.attempts or 1,
-                next_attempt_at=None,
-            )
+    fields["redeliveries"] = job.redeliveries + (1 if redelivered else 0)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if job.redeliveries > settings.JOB_MAX_REDELIVERIES:
+        fail_job(
+            job,
+            "redelivery_limit",
+            f"The job's task was delivered {job.redeliveries + 1} times without finishing; "
+            "it may be crashing its worker.",
+        )
+        return None
+    if starting:
+        _event(job, job.message)
+        _after_commit_broadcast(job)
     return job
 
 
-def release(job: Job, task_id: str) -> None:
-    Job.objects.filter(id=job.id, lease_task=task_id).update(lease_task="", lease_expires=None)
+def release(job: Job, holder: str, due_in: float | None, *, set_due: bool = True) -> None:
+    """Give the lease back and record when the job's next step is due (None: not at all)."""
+    fields: dict[str, Any] = {"lease_task": "", "lease_expires": None}
+    if set_due:
+        fields["due_at"] = (
+            timezone.now() + timedelta(seconds=due_in) if due_in is not None else None
+        )
+    Job.objects.filter(id=job.id, lease_task=holder).update(**fields)
+
+
+def fence(job: Job, holder: str) -> None:
+    """Right before a paid call: check the step still owns the job, and renew its lease.
+
+    Raises JobLost when the job was cancelled, retried, reprocessed or claimed
+    by another task meanwhile, so a stale step never pays for anything.
+    """
+    now = timezone.now()
+    renewed = Job.objects.filter(id=job.id, lease_task=holder, status=Status.PROCESSING).update(
+        lease_expires=now + timedelta(seconds=lease_seconds()), heartbeat_at=now
+    )
+    if renewed != 1:
+        raise JobLost(str(job.id))
 
 
 def lock_for_write(job: Job, task_id: str | None) -> Job:
     """Inside a transaction: re-read the job and check it is still ours to change.
 
-    Raises JobLost when the job was cancelled, finished, or claimed by
-    another task, so a stale step never overwrites newer state.
+    Raises JobLost when the job was cancelled, restarted, finished, or claimed
+    by another task, so a stale step never overwrites newer state.
     """
     fresh = Job.objects.select_for_update().get(id=job.id)
-    if fresh.status not in Job.ACTIVE or (task_id is not None and fresh.lease_task != task_id):
+    if task_id is None:
+        if fresh.status not in Job.ACTIVE:
+            raise JobLost(str(job.id))
+    elif fresh.status != Status.PROCESSING or fresh.lease_task != task_id:
         raise JobLost(str(job.id))
     return fresh
 
@@ -252,6 +307,10 @@ def reprocess_job(job: Job, start: str) -> bool:
 
 
 def _restart(job: Job, message: str, **fields: Any) -> None:
+    """Queue the job again. A step of the previous attempt that still holds the
+    lease keeps it: the new attempt starts once that step lets go (it stops at
+    its next fence and hands over, see pipeline.run_step) or its lease expires
+    (the sweeper resumes the job)."""
     update_job(
         job,
         message,
@@ -264,8 +323,7 @@ def _restart(job: Job, message: str, **fields: Any) -> None:
         next_attempt_at=None,
         step_retries=0,
         redeliveries=0,
-        lease_task="",
-        lease_expires=None,
+        due_at=timezone.now(),
         results_saved_at=None,
         attempts=job.attempts + 1,
         **fields,

@@ -1,17 +1,26 @@
-"""Repairs what a crash or a lost message left behind; run by beat every minute.
+"""Repairs what a crash or a lost message left behind; run by beat every
+SWEEP_INTERVAL_SECONDS (15 s).
 
-- Jobs whose heartbeat went stale with no live lease are resumed at their
-  next step (a worker died, or a message was lost).
-- Transcriptions whose callback never came are polled: a poll chain whose
-  message was lost shows up as a stale heartbeat too.
-- Jobs left `pending` because the enqueue after commit was lost are enqueued.
-- Retries whose time has long passed (their message was lost) are re-sent.
-Re-enqueuing is safe: every step checks the job's checkpoints and lease.
+Every active job records when its next step is due (`due_at`). A job whose
+due time passed more than JOB_STALE_SECONDS (30 s) ago while no step holds
+its lease (free, or expired because its worker died: see jobs.leases) has
+lost its message, whatever happened to it: the enqueue after commit never
+ran, Redis restarted, or the message sits unacknowledged with a dead worker
+until the visibility timeout. The sweeper sends it again.
+
+A job that is merely waiting its turn is left alone: its message is still
+in a broker queue, or held (reserved, or on countdown) by a living worker.
+Both are looked up only when there are candidates, so an idle sweep is one
+indexed query. Re-sending is safe anyway: every step checks the job's
+checkpoints, its poll sequence and its lease.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,32 +33,88 @@ from .services import update_job
 
 logger = logging.getLogger(__name__)
 
+BATCH = 500
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# kombu's Redis transport keeps a queue's priorities in separate lists.
+_PRIORITY_SEPARATOR, _PRIORITY_STEPS = "\x06\x16", (3, 6, 9)
+
+
+def overdue() -> Q:
+    now = timezone.now()
+    late = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    lease_free = Q(lease_task="") | Q(lease_expires__lt=now)
+    due = Q(due_at__lt=late) | Q(due_at__isnull=True, updated_at__lt=late)
+    return Q(status__in=Job.ACTIVE) & lease_free & due
+
 
 def sweep() -> dict[str, int]:
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
-    lease_free = Q(lease_task="") | Q(lease_expires__lt=now)
-    pending_grace = now - timedelta(seconds=max(30, settings.JOB_STALE_SECONDS // 10))
-
-    stale = Job.objects.filter(lease_free).filter(
-        Q(status=Job.Status.PROCESSING, heartbeat_at__lt=stale_before)
-        | (
-            Q(status=Job.Status.PENDING, created_at__lt=pending_grace)
-            & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=pending_grace))
-        )
-        | Q(status=Job.Status.RETRYING, next_attempt_at__lt=stale_before)
-    )
+    candidates = list(Job.objects.filter(overdue()).values_list("id", flat=True)[:BATCH])
+    if not candidates:
+        return {"resumed": 0, "waiting": 0}
+    waiting = waiting_job_ids()
     resumed = 0
-    for job_id, status in stale.values_list("id", "status")[:500]:
-        # Touch the heartbeat first so the next sweep does not send it again.
-        touched = (
-            Job.objects.filter(id=job_id, status=status).filter(lease_free).update(heartbeat_at=now)
-        )
-        if not touched:
+    for job_id in candidates:
+        if str(job_id) in waiting:
             continue
-        update_job(Job.objects.get(id=job_id), "Resumed by the sweeper after it stalled")
+        now = timezone.now()
+        # Move the due time first, so the next sweep does not send it again.
+        if not Job.objects.filter(overdue(), id=job_id).update(due_at=now, heartbeat_at=now):
+            continue
+        update_job(Job.objects.get(id=job_id), "Resumed by the sweeper after its step was lost")
         enqueue_next(job_id)
         resumed += 1
     if resumed:
-        logger.warning("sweeper resumed %d stalled jobs", resumed)
-    return {"resumed": resumed}
+        logger.warning("sweeper resumed %d jobs whose next step was lost", resumed)
+    return {"resumed": resumed, "waiting": len(candidates) - resumed}
+
+
+def waiting_job_ids() -> set[str]:
+    """Ids of the jobs with a step message in a broker queue or held by a living worker."""
+    return _queued_job_ids() | _held_job_ids()
+
+
+def _queued_job_ids() -> set[str]:
+    from meeting_intel.celery import app
+
+    found: set[str] = set()
+    try:
+        with app.connection_for_read() as conn:
+            client = conn.default_channel.client
+            for queue in settings.WORKER_QUEUES:
+                for key in (queue, *(f"{queue}{_PRIORITY_SEPARATOR}{p}" for p in _PRIORITY_STEPS)):
+                    found |= _job_ids(client.lrange(key, 0, -1))
+    except Exception:
+        logger.warning("could not read the broker's queues", exc_info=True)
+    return found
+
+
+def _job_ids(messages: Iterable[bytes]) -> set[str]:
+    found: set[str] = set()
+    for raw in messages:
+        try:
+            headers = json.loads(raw).get("headers") or {}
+        except (ValueError, AttributeError):
+            continue
+        if str(headers.get("task", "")).startswith("jobs."):
+            found.update(_UUID.findall(str(headers.get("argsrepr", ""))))
+    return found
+
+
+def _held_job_ids() -> set[str]:
+    """Tasks living workers have reserved or scheduled (countdowns), by `inspect`."""
+    from meeting_intel.celery import app
+
+    found: set[str] = set()
+    try:
+        inspect = app.control.inspect(timeout=1.0)
+        replies = [inspect.reserved() or {}, inspect.scheduled() or {}, inspect.active() or {}]
+    except Exception:
+        logger.warning("could not ask the workers what they hold", exc_info=True)
+        return found
+    for reply in replies:
+        for tasks in reply.values():
+            for task in tasks:
+                request = task.get("request", task)
+                if str(request.get("name", "")).startswith("jobs."):
+                    found.update(_UUID.findall(json.dumps(request.get("args", []))))
+    return found

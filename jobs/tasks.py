@@ -8,25 +8,30 @@ provider errors are handled by the pipeline itself.
 from __future__ import annotations
 
 from celery import Task, shared_task
-from django.db import DatabaseError
-from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
+from django.conf import settings
 
 from . import pipeline, sweeper
+from .errors import INFRASTRUCTURE_ERRORS
 
-INFRASTRUCTURE_ERRORS = (DatabaseError, KombuOperationalError, RedisConnectionError)
+# An outage is retried for as long as it lasts (about an hour at the longest
+# backoff) with countdowns that stay well inside the visibility timeout; it
+# never touches the job's own retry budget. Nobody reads a step's result, so
+# none is stored (no result-backend rows per task).
 STEP_OPTIONS = {
     "bind": True,
     "autoretry_for": INFRASTRUCTURE_ERRORS,
     "retry_backoff": 2,
-    "retry_backoff_max": 120,
+    "retry_backoff_max": min(60, settings.MAX_COUNTDOWN_SECONDS),
     "retry_jitter": True,
-    "max_retries": 30,
+    "max_retries": 100,
+    "ignore_result": True,
 }
 
 
 def _run(task: Task, job_id: str, step: str, seq: int | None) -> None:
-    delay = pipeline.run_step(job_id, step, task.request.id, seq=seq)
+    delay = pipeline.run_step(
+        job_id, step, task.request.id, seq=seq, celery_retries=task.request.retries or 0
+    )
     if delay is not None:
         pipeline.enqueue_next(job_id, delay)
 

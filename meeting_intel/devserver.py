@@ -1,6 +1,6 @@
 """Development launcher behind `make run` and `make test`.
 
-    python -m meeting_intel.devserver run             # migrate, then web + worker + beat
+    python -m meeting_intel.devserver run             # migrate, then web + workers + beat
     python -m meeting_intel.devserver exec -- CMD ...  # run CMD, exit with its code
 
 Both start an embedded Redis (the redis-server binary bundled in the
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCFILE_PROCESSES = ("web", "worker", "beat")
+PROCFILE_PROCESSES = ("web", "worker", "worker-analysis", "beat")
 REDIS_START_TIMEOUT = 10.0
 
 

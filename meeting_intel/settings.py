@@ -174,7 +174,7 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat's database scheduler copies these into django-celery-beat's tables at
 # start-up, where staff can see and pause them in admin.
-SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 60, minimum=1)
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "Sweep stuck jobs": {"task": "jobs.sweep", "schedule": SWEEP_INTERVAL_SECONDS},
     "Send due webhooks": {"task": "webhooks.sweep", "schedule": SWEEP_INTERVAL_SECONDS},
@@ -190,6 +190,12 @@ CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Short and long work on separate queues, so each can be scaled on its own.
 WORKER_QUEUES = ("celery", "transcription", "analysis", "webhooks", "maintenance")
+# Two kinds of worker (Procfile, compose): `worker` runs the short and
+# CPU-bound tasks on prefork; `worker-analysis` runs the analysis queue on
+# threads, because an analyze task mostly waits for model answers and must
+# not hold a process while it does (ANALYSIS_MAX_IN_FLIGHT bounds its calls).
+PREFORK_QUEUES = ("celery", "transcription", "webhooks", "maintenance")
+THREADS_QUEUES = ("analysis",)
 CELERY_TASK_ROUTES = {
     "jobs.transcribe": {"queue": "transcription"},
     "jobs.poll_transcript": {"queue": "transcription"},
@@ -216,7 +222,12 @@ CHANNEL_LAYERS = {
 # --- Pipeline ---------------------------------------------------------------
 JOB_MAX_RETRIES = env_int("JOB_MAX_RETRIES", 3, minimum=0)
 JOB_RETRY_BASE_SECONDS = env_float("JOB_RETRY_BASE_SECONDS", 60, minimum=0)
-JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 600, minimum=5)
+# How late past its due time a job's next step may be before the sweeper
+# sends it again (its message was lost, or held by a worker that died).
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 30, minimum=5)
+# A running step's lease, renewed by its process every quarter of this: a
+# killed worker's jobs are free again within this long.
+JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 60, minimum=2)
 JOB_MAX_REDELIVERIES = env_int("JOB_MAX_REDELIVERIES", 3, minimum=1)
 TRANSCRIPT_POLL_SECONDS = env_float("TRANSCRIPT_POLL_SECONDS", 5, minimum=0.1)
 TRANSCRIPT_POLL_MAX_SECONDS = env_float("TRANSCRIPT_POLL_MAX_SECONDS", 60, minimum=0.1)
@@ -252,6 +263,8 @@ ASSEMBLYAI_MAX_CONCURRENT = env_int("ASSEMBLYAI_MAX_CONCURRENT", 500, minimum=1)
 # Analysis splits long transcripts into chunks of about this many tokens.
 ANALYSIS_CHUNK_TOKENS = env_int("ANALYSIS_CHUNK_TOKENS", 6000, minimum=200)
 ANALYSIS_CONCURRENCY = env_int("ANALYSIS_CONCURRENCY", 8, minimum=1)
+# Model calls in flight at once in one worker process, across all its jobs.
+ANALYSIS_MAX_IN_FLIGHT = env_int("ANALYSIS_MAX_IN_FLIGHT", 64, minimum=1)
 # Stop taking new analysis calls well before the soft time limit; continue in a new task.
 ANALYSIS_TASK_BUDGET_SECONDS = min(
     env_float("ANALYSIS_TASK_BUDGET_SECONDS", 120, minimum=1), TASK_SOFT_TIME_LIMIT / 2
@@ -365,10 +378,10 @@ LOGIN_URL = "/admin/login/"
 LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "text" if DEBUG else "json")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
-LOGGING = logging_config(
-    LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2")
-)
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
+    )
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2"))
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))

@@ -22,6 +22,7 @@ from tests.fakes.script import CANNED, DEFAULT_MEETING
 from tests.support import netguard
 from tests.support.platform import (
     Process,
+    Workers,
     base_env,
     database_url,
     free_port,
@@ -127,9 +128,9 @@ class Platform:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env["PUBLIC_BASE_URL"] = self.url
         self.web: Process = start_web(self.env, self.port)
-        self.worker: Process = start_worker(self.env)
+        self.worker: Workers = start_worker(self.env)
 
-    def restart_worker(self) -> Process:
+    def restart_worker(self) -> Workers:
         self.worker = start_worker(self.env)
         return self.worker
 

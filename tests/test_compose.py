@@ -17,7 +17,7 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
-REQUIRED = {"postgres", "redis", "web", "worker", "beat", "flower"}
+REQUIRED = {"postgres", "redis", "web", "worker", "worker-analysis", "beat", "flower"}
 QUEUE_WORKERS = ("worker-transcription", "worker-analysis", "worker-webhooks", "worker-maintenance")
 APP = ("web", "worker", "beat")
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -128,7 +128,7 @@ def test_secrets_are_required_and_workers_shut_down_gracefully(services: dict) -
 
 def test_procfile_entries() -> None:
     entries = _procfile()
-    assert list(entries) == ["web", "worker", "beat"]
+    assert list(entries) == ["web", "worker", "worker-analysis", "beat"]
     web = entries["web"]
     assert "meeting_intel.asgi:application" in web
     for flag in ("--port ${PORT:-8000}", "--host 0.0.0.0", "--proxy-headers", "--lifespan off"):
@@ -139,10 +139,19 @@ def test_procfile_entries() -> None:
     assert entries["beat"].startswith("celery -A meeting_intel beat")
 
 
-def test_workers_consume_every_queue(services: dict) -> None:
-    queues = ",".join(settings.WORKER_QUEUES)
-    assert f"-Q {queues}" in _procfile()["worker"]
-    assert f"-Q {queues}" in _command(services["worker"])
+def test_analysis_runs_on_threads_and_everything_else_on_prefork(services: dict) -> None:
+    assert set(settings.PREFORK_QUEUES) | set(settings.THREADS_QUEUES) == set(
+        settings.WORKER_QUEUES
+    )
+    procfile = _procfile()
+    for worker, queues, pool in (
+        ("worker", settings.PREFORK_QUEUES, "prefork"),
+        ("worker-analysis", settings.THREADS_QUEUES, "threads"),
+    ):
+        for command in (procfile[worker], _command(services[worker])):
+            assert f"-Q {','.join(queues)}" in command, command
+            assert f"--pool {pool}" in command, command
+        assert "profiles" not in services[worker], f"{worker} starts by default"
 
 
 # --- Structure beyond the basics: schema, queues, metrics, the image ----------------
@@ -233,7 +242,8 @@ def test_queue_workers_cover_every_queue_and_shut_down_gracefully(services: dict
     consumed = set()
     for name in QUEUE_WORKERS:
         service = services[name]
-        assert service["profiles"] == ["queues"]
+        # worker-analysis (threads pool) always runs; the prefork ones are optional.
+        assert service.get("profiles") == (None if name == "worker-analysis" else ["queues"])
         command = service["command"]
         consumed |= set(command[command.index("-Q") + 1].split(","))
         assert service["stop_grace_period"] == "5m" and service["init"] is True

@@ -97,7 +97,7 @@ def test_a_cancelled_job_stops_at_its_next_step_and_sends_no_completion(
 @pytest.mark.e2e
 def test_the_sweeper_enqueues_jobs_whose_enqueue_was_lost(platform):
     job = new_job()  # committed, but its message never sent
-    Job.objects.filter(id=job.id).update(created_at=timezone.now() - timedelta(minutes=5))
+    Job.objects.filter(id=job.id).update(due_at=timezone.now() - timedelta(minutes=5))
     assert sweeper.sweep()["resumed"] == 1
     assert wait_for_job(job.id, timeout=60).status == "completed"
     assert "Resumed by the sweeper" in " ".join(job.events.values_list("message", flat=True))
@@ -111,6 +111,7 @@ def test_the_sweeper_resumes_a_job_whose_worker_vanished(platform, settings):
         status="processing",
         stage="transcribing",
         heartbeat_at=stale,
+        due_at=stale,
         lease_task="dead-task",
         lease_expires=stale,
     )

@@ -84,3 +84,29 @@ def test_an_abandoned_slot_expires(resource):
     assert not ratelimit.acquire_slot(resource, "next", 1, ttl=60)
     time.sleep(0.3)
     assert ratelimit.acquire_slot(resource, "next", 1, ttl=60)
+
+
+def test_windows_use_the_redis_servers_clock_not_the_callers(window, resource, monkeypatch):
+    """A host whose clock runs an hour slow still shares the window with the others."""
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)
+    assert [ratelimit.reserve(resource, 1, 3) for _ in range(3)] == [0, 0, 0]
+    monkeypatch.setattr(time, "time", real)
+    assert ratelimit.reserve(resource, 1, 3) > 0, "the slow host's requests still count"
+
+
+def test_slots_expire_by_the_redis_servers_clock(resource, monkeypatch):
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)
+    assert ratelimit.acquire_slot(resource, "fast-clock", 1, ttl=60)
+    monkeypatch.setattr(time, "time", real)
+    assert ratelimit.slots_in_use(resource) == 1
+    assert not ratelimit.acquire_slot(resource, "other", 1, ttl=60)
+
+
+def test_a_token_estimate_is_settled_with_the_real_usage(window, resource):
+    reservation = ratelimit.throttle(resource, 900, 1000)
+    assert ratelimit.reserve(resource, 500, 1000) > 0
+    ratelimit.settle(resource, reservation, 300)
+    assert ratelimit.reserve(resource, 500, 1000) == 0, "300 + 500 fit in 1000"
+    assert ratelimit.reserve(resource, 300, 1000) > 0, "800 used, 300 more do not fit"

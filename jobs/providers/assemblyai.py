@@ -16,7 +16,7 @@ from assemblyai import api as aai_api
 from django.conf import settings
 
 from ..errors import PermanentError, TransientError
-from .base import AudioSource, Transcript, Utterance
+from .base import AudioSource, Transcript, Utterance, before_paid_request
 
 T = TypeVar("T")
 
@@ -75,6 +75,7 @@ class AssemblyAITranscriber:
         {"transcript_id", "status"} there, with `audio.callback_header`.
         """
         http = self._client.http_client
+        before_paid_request()
         with audio.path.open("rb") as fh:
             upload_url = self._call("upload", lambda: aai_api.upload_file(http, fh))
         request = aai.types.TranscriptRequest(
@@ -87,6 +88,7 @@ class AssemblyAITranscriber:
             webhook_auth_header_name=audio.callback_header[0] if audio.callback_header else None,
             webhook_auth_header_value=audio.callback_header[1] if audio.callback_header else None,
         )
+        before_paid_request()  # the upload can take minutes: check again before paying
         created = self._call("submit", lambda: aai_api.create_transcript(http, request))
         if not created.id:
             raise TransientError("provider_unavailable", "AssemblyAI returned no transcript id")

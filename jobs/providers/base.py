@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+_paid_request_guard: ContextVar[Callable[[], None] | None] = ContextVar(
+    "paid_request_guard", default=None
+)
+
+
+def before_paid_request() -> None:
+    """Providers call this right before each paid request they send.
+
+    It runs the guard the pipeline set for the current call (see `guarded`),
+    which raises JobLost when the job was cancelled or handed to another step.
+    """
+    guard = _paid_request_guard.get()
+    if guard is not None:
+        guard()
+
+
+@contextmanager
+def guarded(guard: Callable[[], None]) -> Iterator[None]:
+    """Run `guard` before every paid request made inside this block (this thread)."""
+    token = _paid_request_guard.set(guard)
+    try:
+        yield
+    finally:
+        _paid_request_guard.reset(token)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from django.conf import settings
 
 from ..errors import PermanentError
 from .audio import to_mp3_16k
-from .base import AudioSource, Transcript, Utterance
+from .base import AudioSource, Transcript, Utterance, before_paid_request
 from .openai_errors import translate
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -62,6 +62,7 @@ class OpenAITranscriber:
         """Transcribe `audio.path` in one request and return the Transcript."""
         with tempfile.TemporaryDirectory(prefix="openai-audio-") as tmp:
             path = _uploadable(audio.path, Path(tmp))
+            before_paid_request()
             answer = self._transcribe(path, audio.language)
         return _to_transcript(answer, audio.language)
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from .. import analysis, chunking, ratelimit
 from ..errors import PermanentError
-from .base import StepOutput, Transcript
+from .base import StepOutput, Transcript, before_paid_request
 from .openai_errors import translate
 
 # Budgeted per call before the answer's real size is known.
@@ -43,17 +43,11 @@ class OpenAIAnalyzer:
 
         The answer is validated whatever the server claims: a malformed one is
         repaired (code fences, trailing commas) or asked for again once, and
-        the step fails permanently if it stays malformed. Takes its share of
-        the fleet-wide request and token budgets first (jobs.ratelimit); a
-        long wait raises Deferred.
+        the step fails permanently if it stays malformed. Every request takes
+        its share of the fleet-wide request and token budgets right before it
+        is sent (jobs.ratelimit); a long wait raises Deferred.
         """
         prompt = transcript.as_prompt()
-        ratelimit.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
-        ratelimit.throttle(
-            "openai:tokens",
-            chunking.estimate_tokens(prompt) + EXPECTED_COMPLETION_TOKENS,
-            settings.OPENAI_TOKENS_PER_MINUTE,
-        )
         system = analysis.PROMPTS[step]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
         output = StepOutput(data={})
@@ -105,6 +99,7 @@ class OpenAIAnalyzer:
                 },
                 *messages[1:],
             ]
+        reservation = _admit(kwargs["messages"])
         try:
             completion = self._client.chat.completions.create(**kwargs)
         except openai.BadRequestError as exc:
@@ -117,7 +112,27 @@ class OpenAIAnalyzer:
         if completion.usage:
             output.prompt_tokens += completion.usage.prompt_tokens
             output.completion_tokens += completion.usage.completion_tokens
+            ratelimit.settle(
+                "openai:tokens",
+                reservation,
+                completion.usage.prompt_tokens + completion.usage.completion_tokens,
+            )
         return completion.choices[0]
+
+
+def _admit(messages: list[dict]) -> ratelimit.Reservation | None:
+    """Admit one request to OpenAI now: a request and an estimate of its tokens
+    from the fleet-wide windows, then the job's fence (before_paid_request).
+
+    Returns the token reservation, settled with the answer's usage.
+    """
+    estimate = sum(chunking.estimate_tokens(str(m["content"])) for m in messages)
+    ratelimit.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
+    tokens = ratelimit.throttle(
+        "openai:tokens", estimate + EXPECTED_COMPLETION_TOKENS, settings.OPENAI_TOKENS_PER_MINUTE
+    )
+    before_paid_request()
+    return tokens
 
 
 def repair_json(text: str) -> str:

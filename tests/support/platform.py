@@ -120,10 +120,56 @@ def start_web(env: dict[str, str], port: int) -> Process:
     return process
 
 
-def start_worker(env: dict[str, str]) -> Process:
-    process = Process("worker", env)
-    wait_for_output(process, "ready.")
-    return process
+WORKER_ENTRIES = ("worker", "worker-analysis")
+
+
+class Workers:
+    """The Procfile's workers as one: `worker` (prefork) and `worker-analysis` (threads).
+
+    `pid` is the prefork worker's main process; kill/stop/alive cover both.
+    """
+
+    def __init__(self, env: dict[str, str], instance: str = "") -> None:
+        env = {**env, "WORKER_INSTANCE": instance} if instance else env
+        self.processes: list[Process] = []
+        try:
+            for name in WORKER_ENTRIES:
+                self.processes.append(Process(name, env))
+            for process in self.processes:
+                wait_for_output(process, "ready.")
+        except BaseException:
+            for process in self.processes:
+                process.kill()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.processes[0].pid
+
+    def alive(self) -> bool:
+        return all(process.alive() for process in self.processes)
+
+    def signal(self, sig: int) -> None:
+        for process in self.processes:
+            process.signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for process in self.processes:
+            process.signal(signal.SIGTERM)
+        for process in self.processes:
+            process.stop(timeout)
+
+    def kill(self) -> None:
+        for process in self.processes:
+            process.kill()
+
+    def output(self) -> str:
+        return "\n".join(process.output() for process in self.processes)
+
+
+def start_worker(env: dict[str, str], instance: str = "") -> Workers:
+    """Every Procfile worker, once each says it is ready."""
+    return Workers(env, instance)
 
 
 def wait_http(url: str, process: Process, timeout: float = 30.0) -> None:

@@ -18,6 +18,7 @@ from tests.conftest import SAMPLE_AUDIO, provider_env
 
 from .platform import (
     Process,
+    Workers,
     base_env,
     database_url,
     free_port,
@@ -53,7 +54,7 @@ class Stack:
                 **extra_env,
             },
         )
-        self.worker: Process | None = None
+        self.worker: Workers | None = None
         self.beat: Process | None = None
         try:
             self.web = start_web(self.env, self.port)
