@@ -29,6 +29,7 @@ def main() -> int:
         harness.start()
         # Imported once Django is set up by the harness.
         from .pipeline_scenarios import cost, latency, throughput
+        from .recovery import recovery
         from .savecost import save_scenario
         from .web_scenarios import api_load, fanout, upload
 
@@ -40,6 +41,7 @@ def main() -> int:
             5: upload,
             6: api_load,
             7: fanout,
+            8: recovery,
         }
         info = machine(_database())
         for number in wanted:

@@ -12,8 +12,8 @@ class Sizes:
     # 1. Throughput with a slow provider (jobs submitted at once).
     s1_jobs: int = 200
     s1_baseline_jobs: int = 4  # two rounds of its two slots: its rate is steady from the first job
-    s1_transcription_seconds: float = 30.0
-    s1_llm_seconds: float = 2.0
+    s1_transcription_seconds: float = 20.0
+    s1_llm_seconds: float = 1.0
     # 2. Latency of one job (submitted in pairs: one per worker slot, so nothing queues).
     s2_jobs: int = 16
     s2_transcription_seconds: float = 5.0
@@ -32,6 +32,9 @@ class Sizes:
     # 7. Websocket fan-out.
     s7_subscribers: int = 200
     s7_changes: int = 10
+    # 8. Recovery: every worker SIGKILLed mid-wait (shipped recovery settings).
+    s8_jobs: int = 40
+    s8_transcription_seconds: float = 20.0
 
 
 DEFAULT = Sizes()
@@ -54,6 +57,6 @@ def sizes_from_env() -> Sizes:
 
 
 def scenarios_from_env() -> list[int]:
-    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all seven."""
+    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all eight."""
     only = os.environ.get("BENCH_ONLY", "").strip()
-    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 8))
+    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 9))

@@ -19,11 +19,11 @@ import redis
 
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
 from tests.fakes.script import CANNED, DEFAULT_MEETING
-from tests.support.platform import ROOT, base_env, free_port, procfile_entries
+from tests.support.platform import ROOT, base_env, free_port
 
 from . import querycount
 from .config import Sizes
-from .processes import Service, start_web, start_worker
+from .processes import Service, ServiceGroup, start_platform_workers, start_web, start_worker
 
 VAR = ROOT / "var" / "bench"
 HOOKS = Path(__file__).resolve().parent / "hooks"
@@ -73,7 +73,7 @@ class Harness:
         self.port = free_port()
         self.web_url = f"http://127.0.0.1:{self.port}"
         self.query_dirs = {name: VAR / "queries" / name for name in ("web", "worker", "baseline")}
-        self.services: dict[str, Service] = {}
+        self.services: dict[str, Service | ServiceGroup] = {}
         self.env: dict[str, str] = {}
         self.database_url = self.baseline_broker = ""
         self.api_key = ""
@@ -116,9 +116,7 @@ class Harness:
         client.save()
         self.client_id = client.pk
         self.services["web"] = start_web(self._env("web"), self.port)
-        self.services["worker"] = start_worker(
-            "worker", procfile_entries()["worker"], self._env("worker")
-        )
+        self.services["worker"] = start_platform_workers(self._env("worker"))
         self.services["baseline"] = start_worker(
             "baseline",
             "celery -A bench.baseline worker -Q celery --concurrency 2 --pool prefork -E --loglevel=INFO",
@@ -173,7 +171,7 @@ class Harness:
         return self.services["web"]
 
     @property
-    def worker(self) -> Service:
+    def worker(self) -> ServiceGroup:
         return self.services["worker"]
 
     @property

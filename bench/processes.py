@@ -13,7 +13,13 @@ import subprocess
 from pathlib import Path
 from typing import IO
 
-from tests.support.platform import ROOT, procfile_entries, wait_for_output, wait_http
+from tests.support.platform import (
+    ROOT,
+    WORKER_ENTRIES,
+    procfile_entries,
+    wait_for_output,
+    wait_http,
+)
 
 LOG_DIR = ROOT / "var" / "bench" / "logs"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -92,6 +98,50 @@ class Service:
         return total
 
 
+class ServiceGroup:
+    """Several services seen as one (the platform's prefork and threads workers):
+    CPU, memory, pausing and stopping cover every member."""
+
+    def __init__(self, name: str, members: list[Service]) -> None:
+        self.name, self.members = name, members
+
+    @property
+    def pid(self) -> int:
+        return self.members[0].pid
+
+    def alive(self) -> bool:
+        return all(member.alive() for member in self.members)
+
+    def output(self) -> str:
+        return "\n".join(member.output() for member in self.members)
+
+    def signal(self, sig: int) -> None:
+        for member in self.members:
+            member.signal(sig)
+
+    def pause(self) -> None:
+        for member in self.members:
+            member.pause()
+
+    def resume(self) -> None:
+        for member in self.members:
+            member.resume()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for member in self.members:
+            member.stop(timeout)
+
+    def kill(self) -> None:
+        for member in self.members:
+            member.kill()
+
+    def cpu_seconds(self) -> float:
+        return sum(member.cpu_seconds() for member in self.members)
+
+    def rss_bytes(self) -> int:
+        return sum(member.rss_bytes() for member in self.members)
+
+
 def _stat_fields(pid: int) -> list[str]:
     """/proc/<pid>/stat from field 3 (state) on: the command name may contain spaces."""
     text = Path(f"/proc/{pid}/stat").read_text()
@@ -125,3 +175,11 @@ def start_worker(name: str, command: str, env: dict[str, str]) -> Service:
     service = Service(name, command, env)
     wait_for_output(service, "ready.")  # type: ignore[arg-type]
     return service
+
+
+def start_platform_workers(env: dict[str, str]) -> ServiceGroup:
+    """Every worker entry of the Procfile (prefork `worker`, threads `worker-analysis`)."""
+    members = [Service(name, procfile_entries()[name], env) for name in WORKER_ENTRIES]
+    for member in members:
+        wait_for_output(member, "ready.")  # type: ignore[arg-type]
+    return ServiceGroup("worker", members)

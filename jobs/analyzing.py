@@ -35,6 +35,7 @@ from .services import fence, lock_for_write, touch, update_job
 
 logger = logging.getLogger(__name__)
 
+PROGRESS_INTERVAL_SECONDS = 1.0
 _pool_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
@@ -112,6 +113,7 @@ class _AnalysisRun:
         self.deferred: list[Deferred] = []
         self.failed: set[str] = set()
         self.stopped_early = False
+        self.reported_at = 0.0
 
     def _todo(self) -> list[tuple[str, int]]:
         partials = self.job.analysis_partials
@@ -139,13 +141,16 @@ class _AnalysisRun:
         steps_done = len(ANALYSIS_STEPS) - len(steps)
         progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(ANALYSIS_STEPS))
         progress = max(self.job.progress, progress)
-        if message == self.job.message and self.job.stage == Job.Stage.ANALYZING:
-            # Still the same chunk: move the bar without another timeline event.
+        if self.reported_at and self.job.stage == Job.Stage.ANALYZING:
+            # Progress only: no timeline event, and at most about one write a second.
+            if time.monotonic() - self.reported_at < PROGRESS_INTERVAL_SECONDS:
+                return
             touch(self.job, message, holder=self.task_id, progress=progress)
         else:
             update_job(
                 self.job, message, holder=self.task_id, stage=Job.Stage.ANALYZING, progress=progress
             )
+        self.reported_at = time.monotonic()
 
     def execute(self) -> None:
         work = iter(self._todo())

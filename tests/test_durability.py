@@ -19,9 +19,8 @@ import pytest
 from django.db import connection
 
 from jobs.models import Job, JobEvent
-from meetings.models import Meeting
 from tests.conftest import wait_until
-from tests.fakes.script import DEFAULT_MEETING
+from tests.support.outcomes import assert_each_completed_exactly_once, wait_all_terminal
 from tests.support.stack import POSTGRES, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -44,6 +43,7 @@ def stack(django_db_setup, django_db_blocker, fake_aai, fake_openai):
             JOB_MAX_REDELIVERIES="3",
             RATE_LIMIT_WINDOW_SECONDS="2",
             OPENAI_REQUESTS_PER_MINUTE="8",
+            ANALYSIS_CONCURRENCY="1",
         )
     yield running
     running.stop()
@@ -54,40 +54,6 @@ def workers(stack):
     stack.start_workers()
     yield
     stack.stop_workers()
-
-
-def wait_all_terminal(ids: list[str], timeout: float = 120) -> list[Job]:
-    return wait_until(
-        lambda: (
-            (jobs := list(Job.objects.filter(id__in=ids)))
-            and all(j.is_terminal for j in jobs)
-            and jobs
-        ),
-        timeout=timeout,
-        interval=0.25,
-    )
-
-
-def assert_each_completed_exactly_once(ids, receiver, fake_aai, submissions_before: int) -> None:
-    jobs = wait_all_terminal(ids)
-    submissions = len(fake_aai.submissions) - submissions_before
-    assert {j.status for j in jobs} == {"completed"}, [(j.status, j.error_message) for j in jobs]
-    for job in jobs:
-        assert JobEvent.objects.filter(job=job, status="completed").count() == 1
-        meeting = Meeting.objects.get(job=job)
-        assert meeting.segments.count() == len(DEFAULT_MEETING)
-        assert meeting.speakers.count() == 2
-        assert meeting.action_items.count() == 1 and meeting.decisions.count() == 1
-        assert meeting.degraded == []
-    assert submissions == len(ids), "every job is submitted to AssemblyAI exactly once"
-    hooks = receiver.wait_for(len(ids), timeout=30)
-    events: dict[str, set[str]] = {}
-    for hook in hooks:
-        body = json.loads(hook.body)
-        events.setdefault(body["data"]["job_id"], set()).add(hook.headers["webhook-id"])
-        assert body["type"] == "job.completed"
-    assert set(events) == set(ids)
-    assert all(len(webhook_ids) == 1 for webhook_ids in events.values())
 
 
 def kill_worker(stack: Stack) -> None:
@@ -187,6 +153,31 @@ def test_a_database_outage_delays_but_loses_no_job(stack, api_key, receiver, fak
         time.sleep(6)
         stack.proxy.restore()
         assert_each_completed_exactly_once(ids, receiver, fake_aai, before)
+
+
+@needs_postgres
+def test_four_30s_database_outages_in_one_analysis_still_complete_it(
+    stack, api_key, receiver, fake_aai, fake_openai
+):
+    """Outages are the platform's, not the job's: Celery retries the step with
+    backoff, and the job's own retries (JOB_MAX_RETRIES) stay untouched."""
+    fake_openai.delay_responses(1, times=None, route="chat")
+    before = len(fake_aai.submissions)
+    try:
+        with stack.supervised():
+            [job_id] = stack.submit(api_key, receiver, 1)
+            for _ in range(4):
+                chats = len(fake_openai.request_times("chat"))
+                wait_until(lambda n=chats: len(fake_openai.request_times("chat")) > n, timeout=90)
+                assert Job.objects.get(id=job_id).stage == "analyzing"
+                stack.proxy.cut()
+                time.sleep(30)
+                stack.proxy.restore()
+            [job] = assert_each_completed_exactly_once([job_id], receiver, fake_aai, before)
+    finally:
+        fake_openai.clear_faults()
+    assert job.step_retries == 0 and job.attempts == 1 and job.redeliveries == 0
+    assert not JobEvent.objects.filter(job=job, status="retrying").exists()
 
 
 def test_openai_requests_stay_under_the_global_limit(stack, api_key, receiver, fake_openai):

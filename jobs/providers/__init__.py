@@ -1,24 +1,57 @@
 """Provider selection: TRANSCRIPTION_PROVIDER and ANALYSIS_PROVIDER pick the module.
 
 Every provider handed out is wrapped so its calls' latency, errors and
-retries are measured (``instrumented.py``).
+retries are measured (``instrumented.py``). Providers are built once per
+process and reused by every task (their SDK clients keep their connection
+pools and parsed schemas); a change of the settings they are built from
+builds a new one.
 """
 
 from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 
 from .base import Analyzer, Transcriber
 from .instrumented import measured_analyzer, measured_transcriber
 
+_BUILT_FROM = (
+    "ASSEMBLYAI_API_KEY",
+    "ASSEMBLYAI_BASE_URL",
+    "PROVIDER_TIMEOUT_SECONDS",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_TIMEOUT_SECONDS",
+    "OPENAI_TRANSCRIPTION_MODEL",
+    "OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS",
+)
+_lock = threading.Lock()
+_built: dict[tuple[Any, ...], Any] = {}
+
+
+def _reused(kind: str, name: str, build: Callable[[], Any]) -> Any:
+    key = (kind, name, os.getpid(), *(getattr(settings, s) for s in _BUILT_FROM))
+    with _lock:
+        if key not in _built:
+            if len(_built) > 16:  # settings changed many times (tests): start afresh
+                _built.clear()
+            _built[key] = build()
+        return _built[key]
+
 
 def get_transcriber(name: str | None = None) -> Transcriber:
     """The configured transcriber, or the one named (the one a job started with)."""
-    return measured_transcriber(_transcriber(name or settings.TRANSCRIPTION_PROVIDER))
+    name = name or settings.TRANSCRIPTION_PROVIDER
+    return _reused("transcriber", name, lambda: measured_transcriber(_transcriber(name)))
 
 
 def get_analyzer() -> Analyzer:
-    return measured_analyzer(_analyzer())
+    name = settings.ANALYSIS_PROVIDER
+    return _reused("analyzer", name, lambda: measured_analyzer(_analyzer()))
 
 
 def _transcriber(name: str) -> Transcriber:

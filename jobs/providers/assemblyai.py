@@ -7,6 +7,7 @@ translated here into a TransientError or a PermanentError.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -32,11 +33,12 @@ class AssemblyAITranscriber:
                 http_timeout=settings.PROVIDER_TIMEOUT_SECONDS,
             )
         )
-        self._last_response: httpx.Response | None = None
+        # Per thread: one transcriber serves every task of its process.
+        self._seen = threading.local()
         self._client.http_client.event_hooks["response"].append(self._remember)
 
     def _remember(self, response: httpx.Response) -> None:
-        self._last_response = response
+        self._seen.response = response
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -60,9 +62,10 @@ class AssemblyAITranscriber:
         return PermanentError("audio_rejected", text)
 
     def _retry_after(self) -> float | None:
-        if self._last_response is None:
+        last: httpx.Response | None = getattr(self._seen, "response", None)
+        if last is None:
             return None
-        value = self._last_response.headers.get("retry-after")
+        value = last.headers.get("retry-after")
         try:
             return float(value) if value is not None else None
         except ValueError:

@@ -129,11 +129,13 @@ class Workers:
     `pid` is the prefork worker's main process; kill/stop/alive cover both.
     """
 
-    def __init__(self, env: dict[str, str], instance: str = "") -> None:
+    def __init__(
+        self, env: dict[str, str], instance: str = "", entries: tuple[str, ...] = WORKER_ENTRIES
+    ) -> None:
         env = {**env, "WORKER_INSTANCE": instance} if instance else env
         self.processes: list[Process] = []
         try:
-            for name in WORKER_ENTRIES:
+            for name in entries:
                 self.processes.append(Process(name, env))
             for process in self.processes:
                 wait_for_output(process, "ready.")
@@ -167,9 +169,11 @@ class Workers:
         return "\n".join(process.output() for process in self.processes)
 
 
-def start_worker(env: dict[str, str], instance: str = "") -> Workers:
-    """Every Procfile worker, once each says it is ready."""
-    return Workers(env, instance)
+def start_worker(
+    env: dict[str, str], instance: str = "", entries: tuple[str, ...] = WORKER_ENTRIES
+) -> Workers:
+    """The Procfile's workers (all by default), once each says it is ready."""
+    return Workers(env, instance, entries)
 
 
 def wait_http(url: str, process: Process, timeout: float = 30.0) -> None:

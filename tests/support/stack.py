@@ -17,6 +17,7 @@ from django.db import connection
 from tests.conftest import SAMPLE_AUDIO, provider_env
 
 from .platform import (
+    WORKER_ENTRIES,
     Process,
     Workers,
     base_env,
@@ -34,7 +35,22 @@ POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 class Stack:
     """web + worker + beat on an own Redis and (for PostgreSQL) a cuttable database link."""
 
-    def __init__(self, fake_aai: Any, fake_openai: Any, **extra_env: str) -> None:
+    # The settings whose shipped values the recovery tests prove (see `shipped`).
+    RECOVERY_SETTINGS = (
+        "CELERY_VISIBILITY_TIMEOUT",
+        "TASK_SOFT_TIME_LIMIT",
+        "JOB_STALE_SECONDS",
+        "JOB_LEASE_SECONDS",
+        "SWEEP_INTERVAL_SECONDS",
+        "TRANSCRIPT_POLL_SECONDS",
+        "TRANSCRIPT_POLL_MAX_SECONDS",
+    )
+
+    def __init__(
+        self, fake_aai: Any, fake_openai: Any, *, shipped: bool = False, **extra_env: str
+    ) -> None:
+        """`shipped=True` keeps every recovery setting at the value the product ships
+        with (none of RECOVERY_SETTINGS is set); otherwise they are scaled down."""
         self.redis = RedisServer()
         self.proxy: TcpProxy | None = None
         db = dict(connection.settings_dict)
@@ -43,18 +59,22 @@ class Stack:
             db.update(HOST="127.0.0.1", PORT=self.proxy.port)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        scaled = {"CELERY_VISIBILITY_TIMEOUT": "8", "TASK_SOFT_TIME_LIMIT": "3"}
         self.env = base_env(
             database_url(db),
             self.redis.url,
             **{
                 **provider_env(fake_aai, fake_openai),
                 "PUBLIC_BASE_URL": self.url,
-                "CELERY_VISIBILITY_TIMEOUT": "8",
-                "TASK_SOFT_TIME_LIMIT": "3",
+                **({} if shipped else scaled),
                 **extra_env,
             },
         )
+        if shipped:
+            for name in self.RECOVERY_SETTINGS:
+                self.env.pop(name, None)
         self.worker: Workers | None = None
+        self.extra_workers: list[Workers] = []
         self.beat: Process | None = None
         try:
             self.web = start_web(self.env, self.port)
@@ -99,9 +119,10 @@ class Stack:
 
     def stop_workers(self) -> None:
         """Stop worker and beat, so nothing writes while the test database is flushed."""
-        for process in (self.beat, self.worker):
+        for process in (self.beat, self.worker, *self.extra_workers):
             if process:
                 process.stop()
+        self.extra_workers = []
 
     def submit(
         self, api_key: str, receiver: Any, count: int, audio: str = SAMPLE_AUDIO
@@ -125,6 +146,14 @@ class Stack:
 
     def restart_worker(self) -> None:
         self.worker = start_worker(self.env)
+
+    def start_more_workers(
+        self, count: int, entries: tuple[str, ...] = WORKER_ENTRIES
+    ) -> list[Workers]:
+        """`count` further workers (by default each a prefork and a threads worker), named apart."""
+        more = [start_worker(self.env, str(i + 2), entries) for i in range(count)]
+        self.extra_workers.extend(more)
+        return more
 
     def stop(self) -> None:
         self.stop_workers()
