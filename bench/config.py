@@ -51,9 +51,16 @@ FULL = replace(
 )
 
 
+# A smoke-test size (BENCH_QUICK=1): checks every scenario runs, in minutes.
+QUICK = replace(DEFAULT, s1_jobs=40, s2_jobs=4, s3_jobs=6, s8_jobs=8)
+
+
 def sizes_from_env() -> Sizes:
-    """FULL when BENCH_FULL=1 (about 90 minutes: the baseline runs all 200 slow jobs)."""
-    return FULL if os.environ.get("BENCH_FULL") == "1" else DEFAULT
+    """FULL when BENCH_FULL=1 (about 90 minutes: the baseline runs all 200 slow jobs),
+    QUICK when BENCH_QUICK=1 (figures not comparable), else DEFAULT."""
+    if os.environ.get("BENCH_FULL") == "1":
+        return FULL
+    return QUICK if os.environ.get("BENCH_QUICK") == "1" else DEFAULT
 
 
 def scenarios_from_env() -> list[int]:

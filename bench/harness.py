@@ -2,8 +2,8 @@
 fake providers, the platform's web and worker (from the Procfile) and the
 baseline's worker.
 
-The database is PostgreSQL database `meeting_intel_bench` on the server of
-DATABASE_URL (dropped and created at each run), or a fresh SQLite file under
+The database is PostgreSQL database `meeting_intel_bench` (or BENCH_DATABASE)
+on the server of DATABASE_URL (dropped and created at each run), or a fresh SQLite file under
 var/bench when DATABASE_URL is unset. Redis is REDIS_URL's server, databases
 14 (platform) and 15 (baseline broker), flushed at start and end.
 """
@@ -27,7 +27,8 @@ from .processes import Service, ServiceGroup, start_platform_workers, start_web,
 
 VAR = ROOT / "var" / "bench"
 HOOKS = Path(__file__).resolve().parent / "hooks"
-BENCH_DATABASE = "meeting_intel_bench"
+# BENCH_DATABASE names another database to drop and re-create (one you own).
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "meeting_intel_bench")
 PLATFORM_REDIS_DB, BASELINE_REDIS_DB = 14, 15
 SECRET_KEY = "bench-secret-key-not-for-production"
 POLL_SECONDS, POLL_MAX_SECONDS = 5, 10
@@ -56,6 +57,8 @@ def prepare_database() -> str:
         )
     import psycopg
 
+    if not BENCH_DATABASE.isidentifier():
+        raise SystemExit(f"bench: BENCH_DATABASE must be a plain name, got {BENCH_DATABASE!r}")
     with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
