@@ -4,10 +4,35 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meeting_intel.settings")
 
 app = Celery("meeting_intel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+def _keep_database_connections(**_: object) -> None:
+    """A worker keeps its database connection (one per process, or per thread on
+    the threads pool) across tasks instead of opening one per task.
+
+    Celery's Django fixup closes every connection around every task unless
+    CELERY_DB_REUSE_MAX is set (it is: it then recycles them every so many
+    tasks); here connections live WORKER_DB_CONN_MAX_AGE seconds, and
+    `_drop_broken_connections` closes one that broke (an outage) before the
+    next task uses it. Web processes keep Django's per-request connections.
+    """
+    from django.conf import settings
+    from django.db import connections
+
+    for alias in connections.settings:
+        connections.settings[alias]["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
+
+
+@signals.task_prerun.connect
+def _drop_broken_connections(**_: object) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()

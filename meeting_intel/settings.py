@@ -167,6 +167,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers reuse database connections across tasks (meeting_intel/celery.py):
+# Celery's Django fixup recycles them only every CELERY_DB_REUSE_MAX tasks.
+CELERY_DB_REUSE_MAX = 500
+WORKER_DB_CONN_MAX_AGE = env_int("WORKER_DB_CONN_MAX_AGE", 300, minimum=0)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = 24 * 3600
