@@ -27,11 +27,20 @@ logger = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error with our own code, status and details."""
 
-    def __init__(self, status_code: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.error_code = code
         self.details = details or {}
+        self.retry_after = retry_after
 
 
 _CODES = {
@@ -68,6 +77,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, ApiError):
         code, message, details = exc.error_code, str(exc.detail), exc.details
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, exceptions.ValidationError):
         code, message, details = "invalid_request", "The request is invalid.", exc.detail
     else:

@@ -18,6 +18,7 @@ from . import ratelimit
 from .broadcast import broadcast_job
 from .errors import JobLost
 from .models import Job, JobEvent
+from .usage import live_usage
 
 Status = Job.Status
 Stage = Job.Stage
@@ -63,6 +64,9 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(job, name, value)
+    if fields.get("status") in Job.TERMINAL:
+        # The bill of an ended job is priced once, from its final counters.
+        fields["usage"] = job.usage = live_usage(job)
     with transaction.atomic():
         Job.objects.filter(id=job.id).update(**fields)
         _event(job, message or f"{job.status}/{job.stage}")

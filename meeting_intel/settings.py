@@ -21,10 +21,12 @@ from .env import (
     env_float,
     env_float_list,
     env_int,
+    env_json,
     env_list,
     env_str,
     env_url,
 )
+from .lib import pricing
 from .logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -270,6 +272,17 @@ if TRANSCRIPTION_PROVIDER == "assemblyai" and not ASSEMBLYAI_API_KEY:
 if "openai" in (TRANSCRIPTION_PROVIDER, ANALYSIS_PROVIDER) and not OPENAI_API_KEY:
     raise ImproperlyConfigured("the openai provider needs OPENAI_API_KEY")
 
+# What each job cost (meeting_intel/lib/pricing.py has the defaults and the shape).
+PRICE_TABLE = pricing.build(env_json("PRICE_TABLE", {}))
+pricing.require(
+    PRICE_TABLE,
+    transcription=(
+        TRANSCRIPTION_PROVIDER,
+        pricing.transcription_model(TRANSCRIPTION_PROVIDER, OPENAI_TRANSCRIPTION_MODEL),
+    ),
+    analysis=(ANALYSIS_PROVIDER, pricing.analysis_model(ANALYSIS_PROVIDER, OPENAI_MODEL)),
+)
+
 # --- Webhooks ---------------------------------------------------------------
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
 WEBHOOK_RETRY_SCHEDULE = env_float_list(
@@ -365,9 +378,14 @@ LOGIN_URL = "/admin/login/"
 LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "text" if DEBUG else "json")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
+    )
 LOGGING = logging_config(
-    LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2")
+    LOG_FORMAT,
+    LOG_LEVEL,
+    # fontTools logs every glyph of every font subset a PDF report embeds.
+    quiet=("httpx", "httpcore", "httpx2", "httpcore2", "fontTools"),
 )
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.

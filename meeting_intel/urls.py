@@ -5,7 +5,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jobs import api as job_api
-from jobs import dashboard
+from jobs import dashboard, usage_page
 from jobs import views as job_views
 from meeting_intel import health, metrics
 from meetings import api as meeting_api
@@ -17,7 +17,11 @@ api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
     path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
-    path("api/v1/jobs/<uuid:pk>/webhooks/", webhook_api.JobWebhooks.as_view(), name="api-job-webhooks"),
+    path(
+        "api/v1/jobs/<uuid:pk>/webhooks/",
+        webhook_api.JobWebhooks.as_view(),
+        name="api-job-webhooks",
+    ),
     path(
         "api/v1/jobs/<uuid:pk>/webhooks/redeliver/",
         webhook_api.JobWebhooksRedeliver.as_view(),
@@ -39,6 +43,16 @@ api_v1 = [
         meeting_api.TranscriptExport.as_view(),
         name="api-meeting-transcript",
     ),
+    path(
+        "api/v1/meetings/<uuid:pk>/report.<str:fmt>",
+        meeting_api.ReportExport.as_view(),
+        name="api-meeting-report",
+    ),
+    path(
+        "api/v1/meetings/<uuid:pk>/action-items.ics",
+        meeting_api.ActionItemsCalendar.as_view(),
+        name="api-meeting-action-items",
+    ),
 ]
 
 urlpatterns = [
@@ -53,6 +67,16 @@ urlpatterns = [
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
         meeting_exports.transcript_download,
         name="meeting-transcript",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/report.<str:fmt>",
+        meeting_exports.report_download,
+        name="meeting-report",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/action-items.ics",
+        meeting_exports.calendar_download,
+        name="meeting-action-items",
     ),
     path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),
     path("jobs/<uuid:job_id>/reprocess/", job_views.job_reprocess, name="job-reprocess"),
@@ -70,6 +94,11 @@ urlpatterns = [
         "admin/dashboard/live/",
         admin.site.admin_view(dashboard.dashboard_live),
         name="staff-dashboard-live",
+    ),
+    path(
+        "admin/usage/<int:client_id>/",
+        admin.site.admin_view(usage_page.usage_page),
+        name="staff-usage",
     ),
     path("admin/", admin.site.urls),
 ]

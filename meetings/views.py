@@ -23,6 +23,7 @@ from .models import Meeting, Segment, Speaker
 from .serializers import with_results
 
 EXPORT_FORMATS = (("txt", "Text"), ("srt", "SubRip"), ("vtt", "WebVTT"), ("md", "Markdown"))
+REPORT_FORMATS = (("pdf", "PDF"), ("docx", "Word"))
 DEGRADED_LABELS = {
     "speaker_names": "Speaker names",
     "summary": "Summary",
@@ -156,6 +157,16 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
                 )
                 for fmt, label in EXPORT_FORMATS
             ],
+            "reports": [
+                (
+                    fmt,
+                    label,
+                    reverse("meeting-report", args=[meeting.id, fmt]) + f"?token={quote(token)}",
+                )
+                for fmt, label in REPORT_FORMATS
+            ],
+            "calendar_url": reverse("meeting-action-items", args=[meeting.id])
+            + f"?token={quote(token)}",
             "is_staff": is_staff(request.user),
         },
     )
