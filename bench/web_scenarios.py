@@ -15,14 +15,13 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.audio import MultipartUpload
+from bench.harness import Harness
+from bench.processes import Service
+from bench.report import Result, Row, percentile
 from jobs.models import Job
 from jobs.services import cancel_job, update_job
 from jobs.tokens import make_viewer_token
-
-from .audio import MultipartUpload
-from .harness import Harness
-from .processes import Service
-from .report import Result, Row, percentile
 
 MB = 1_000_000
 SHARED = "Both designs share this code, so there are platform figures only."

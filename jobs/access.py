@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Job
-from .tokens import token_allows
+from jobs.models import Job
+from jobs.tokens import token_allows
 
 
 def is_staff(user: Any) -> bool:

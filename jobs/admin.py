@@ -11,14 +11,13 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from jobs.broadcast import broadcast_job
+from jobs.media import safe_filename
+from jobs.models import ApiClient, Job, JobEvent
+from jobs.serializers import audio_problem
+from jobs.services import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.tokens import status_url
 from webhooks.admin import WebhookDeliveryInline
-
-from .broadcast import broadcast_job
-from .media import safe_filename
-from .models import ApiClient, Job, JobEvent
-from .serializers import audio_problem
-from .services import cancel_job, reprocess_job, retry_job, submit_job
-from .tokens import status_url
 
 
 class JobEventInline(admin.TabularInline):
@@ -35,7 +34,14 @@ class JobEventInline(admin.TabularInline):
 class JobAddForm(forms.ModelForm):
     class Meta:
         model = Job
-        fields = ["audio", "title", "language", "speakers_expected", "webhook_url", "webhook_secret"]
+        fields = [
+            "audio",
+            "title",
+            "language",
+            "speakers_expected",
+            "webhook_url",
+            "webhook_secret",
+        ]
 
     def clean_audio(self) -> Any:
         upload = self.cleaned_data.get("audio")
@@ -64,12 +70,36 @@ class JobAdmin(admin.ModelAdmin):
     ]
     inlines = [JobEventInline, WebhookDeliveryInline]
     readonly_fields = [
-        "id", "status", "stage", "progress", "message", "client", "created_by", "external_id",
-        "metadata", "audio", "original_filename", "audio_bytes", "audio_duration_seconds",
-        "attempts", "step_retries", "redeliveries", "error_code", "error_message",
-        "created_at", "started_at", "completed_at", "next_attempt_at", "heartbeat_at",
-        "transcription_provider", "transcript_external_id", "transcript_saved_at",
-        "analysis_steps_done", "analysis_steps_failed", "prompt_tokens", "completion_tokens",
+        "id",
+        "status",
+        "stage",
+        "progress",
+        "message",
+        "client",
+        "created_by",
+        "external_id",
+        "metadata",
+        "audio",
+        "original_filename",
+        "audio_bytes",
+        "audio_duration_seconds",
+        "attempts",
+        "step_retries",
+        "redeliveries",
+        "error_code",
+        "error_message",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "next_attempt_at",
+        "heartbeat_at",
+        "transcription_provider",
+        "transcript_external_id",
+        "transcript_saved_at",
+        "analysis_steps_done",
+        "analysis_steps_failed",
+        "prompt_tokens",
+        "completion_tokens",
         "live_page",
     ]
     exclude = ["webhook_secret", "lease_task", "lease_expires"]
@@ -112,7 +142,9 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"{verb}: {done} job(s).", messages.SUCCESS)
         if skipped:
             self.message_user(
-                request, f"{skipped} job(s) skipped: their state does not allow it.", messages.WARNING
+                request,
+                f"{skipped} job(s) skipped: their state does not allow it.",
+                messages.WARNING,
             )
 
     @admin.action(description="Retry selected failed or cancelled jobs")

@@ -15,16 +15,15 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from jobs import chunking
+from jobs.analysis import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
+from jobs.errors import Deferred, PermanentError, TransientError
+from jobs.models import Job
+from jobs.providers import get_analyzer
+from jobs.providers.base import StepOutput, Transcript
+from jobs.services import lock_for_write, touch, update_job
 from meetings import services as meeting_services
 from meetings.models import Meeting
-
-from . import chunking
-from .analysis import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
-from .errors import Deferred, PermanentError, TransientError
-from .models import Job
-from .providers import get_analyzer
-from .providers.base import StepOutput, Transcript
-from .services import lock_for_write, touch, update_job
 
 logger = logging.getLogger(__name__)
 

@@ -20,14 +20,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webhooks.ssrf import UnsafeURL, check_url
-
-from . import idempotency
-from .api_errors import RETRY_AFTER, ApiError, error_responses
-from .auth import client_of
-from .media import MediaInfo, MediaProblem, inspect_upload, safe_filename
-from .models import Job
-from .serializers import (
+from jobs import idempotency
+from jobs.api_errors import RETRY_AFTER, ApiError, error_responses
+from jobs.auth import client_of
+from jobs.media import MediaInfo, MediaProblem, inspect_upload, safe_filename
+from jobs.models import Job
+from jobs.serializers import (
     JobCreateSerializer,
     JobEventListSerializer,
     JobEventSerializer,
@@ -35,8 +33,9 @@ from .serializers import (
     JobUrlCreateSerializer,
     ReprocessSerializer,
 )
-from .services import cancel_job, reprocess_job, retry_job, submit_job
-from .uploads import JSONParser
+from jobs.services import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.uploads import JSONParser
+from webhooks.ssrf import UnsafeURL, check_url
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     idempotency.HEADER,

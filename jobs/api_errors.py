@@ -19,7 +19,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .uploads import UploadTooLarge
+from jobs.uploads import UploadTooLarge
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.request import Request
 
-from .models import ApiClient
+from jobs.models import ApiClient
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

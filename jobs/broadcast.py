@@ -8,8 +8,8 @@ from typing import TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from .models import Job
-from .tokens import results_url
+from jobs.models import Job
+from jobs.tokens import results_url
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from .providers.base import Transcript, Utterance
+from jobs.providers.base import Transcript, Utterance
 
 
 def estimate_tokens(text: str) -> int:

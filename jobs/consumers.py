@@ -8,9 +8,9 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .access import can_view
-from .broadcast import group_name, status_message
-from .models import Job
+from jobs.access import can_view
+from jobs.broadcast import group_name, status_message
+from jobs.models import Job
 
 
 class JobStatusConsumer(AsyncJsonWebsocketConsumer):

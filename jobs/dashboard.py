@@ -18,10 +18,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from jobs.models import Job
+from jobs.views import STATUS_LABELS, failure_explanation
 from webhooks.models import WebhookDelivery
-
-from .models import Job
-from .views import STATUS_LABELS, failure_explanation
 
 IN_FLIGHT_LIMIT = 50
 RECENT_LIMIT = 20

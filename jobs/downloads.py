@@ -20,12 +20,11 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 
+from jobs.errors import JobLost, PermanentError, TransientError
+from jobs.media import MediaProblem, inspect_media, safe_filename
+from jobs.models import Job
+from jobs.services import lock_for_write, update_job
 from webhooks.ssrf import DeadlineExceeded, FetchError, UnsafeURL, safe_request
-
-from .errors import JobLost, PermanentError, TransientError
-from .media import MediaProblem, inspect_media, safe_filename
-from .models import Job
-from .services import lock_for_write, update_job
 
 logger = logging.getLogger(__name__)
 

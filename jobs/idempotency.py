@@ -26,8 +26,8 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .api_errors import ApiError
-from .models import ApiClient, IdempotencyKey, Job
+from jobs.api_errors import ApiError
+from jobs.models import ApiClient, IdempotencyKey, Job
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

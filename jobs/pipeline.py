@@ -25,17 +25,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from meetings import services as meeting_services
-from meetings.models import Meeting
-
-from . import downloads, ratelimit
-from .analysis import pending_analysis
-from .analyzing import analyze
-from .errors import Deferred, JobLost, PermanentError, TransientError
-from .models import Job
-from .providers import get_transcriber
-from .providers.base import AudioSource, Transcript
-from .services import (
+from jobs import downloads, ratelimit
+from jobs.analysis import pending_analysis
+from jobs.analyzing import analyze
+from jobs.errors import Deferred, JobLost, PermanentError, TransientError
+from jobs.models import Job
+from jobs.providers import get_transcriber
+from jobs.providers.base import AudioSource, Transcript
+from jobs.services import (
     TRANSCRIPTION_SLOTS,
     claim,
     fail_job,
@@ -44,6 +41,8 @@ from .services import (
     touch,
     update_job,
 )
+from meetings import services as meeting_services
+from meetings.models import Meeting
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +157,7 @@ def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
 
 def enqueue_next(job_id: object, delay: float | None = None) -> None:
     """Queue the job's next step as a Celery task (after `delay` seconds)."""
-    from .tasks import STEP_TASKS
+    from jobs.tasks import STEP_TASKS
 
     job = Job.objects.filter(id=job_id).first()
     step = next_step(job) if job else None

@@ -20,7 +20,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from .errors import Deferred
+from jobs.errors import Deferred
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .consumers import JobStatusConsumer
+from jobs.consumers import JobStatusConsumer
 
 websocket_urlpatterns = [
     path("ws/jobs/<uuid:job_id>/", JobStatusConsumer.as_asgi()),

@@ -11,9 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .media import MediaProblem, inspect_upload
-from .models import Job, JobEvent
-from .tokens import results_url, status_url
+from jobs.media import MediaProblem, inspect_upload
+from jobs.models import Job, JobEvent
+from jobs.tokens import results_url, status_url
 
 METADATA_MAX_BYTES = 16 * 1024
 

@@ -14,10 +14,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import ratelimit
-from .broadcast import broadcast_job
-from .errors import JobLost
-from .models import Job, JobEvent
+from jobs import ratelimit
+from jobs.broadcast import broadcast_job
+from jobs.errors import JobLost
+from jobs.models import Job, JobEvent
 
 Status = Job.Status
 Stage = Job.Stage
@@ -98,7 +98,7 @@ def submit_job(job: Job, *, enqueue: bool = True) -> Job:
 
 
 def _enqueue_after_commit(job_id: object) -> None:
-    from .pipeline import enqueue_next
+    from jobs.pipeline import enqueue_next
 
     transaction.on_commit(lambda: enqueue_next(job_id))
 

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Job
-from .pipeline import enqueue_next
-from .services import update_job
+from jobs.models import Job
+from jobs.pipeline import enqueue_next
+from jobs.services import update_job
 
 logger = logging.getLogger(__name__)
 

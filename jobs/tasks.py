@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from . import pipeline, sweeper
+from jobs import pipeline, sweeper
 
 INFRASTRUCTURE_ERRORS = (DatabaseError, KombuOperationalError, RedisConnectionError)
 STEP_OPTIONS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import signing
 
-from .models import Job
+from jobs.models import Job
 
 _SALT = "jobs.viewer-token"
 

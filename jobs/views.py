@@ -18,12 +18,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .access import can_view, is_staff
-from .broadcast import status_message
-from .models import Job
-from .pipeline import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
-from .services import reprocess_job, retry_job
-from .tokens import make_viewer_token
+from jobs.access import can_view, is_staff
+from jobs.broadcast import status_message
+from jobs.models import Job
+from jobs.pipeline import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
+from jobs.services import reprocess_job, retry_job
+from jobs.tokens import make_viewer_token
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.http import HttpRequest, HttpResponse
 
-from . import logging as log_context
-from . import metrics
+from meeting_intel import logging as log_context
+from meeting_intel import metrics
 
 logger = logging.getLogger(__name__)
 transitions = logging.getLogger("jobs.events")

@@ -17,7 +17,11 @@ api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
     path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
-    path("api/v1/jobs/<uuid:pk>/webhooks/", webhook_api.JobWebhooks.as_view(), name="api-job-webhooks"),
+    path(
+        "api/v1/jobs/<uuid:pk>/webhooks/",
+        webhook_api.JobWebhooks.as_view(),
+        name="api-job-webhooks",
+    ),
     path(
         "api/v1/jobs/<uuid:pk>/webhooks/redeliver/",
         webhook_api.JobWebhooksRedeliver.as_view(),

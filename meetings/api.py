@@ -16,10 +16,9 @@ from rest_framework.views import APIView
 
 from jobs.api_errors import RETRY_AFTER, error_responses
 from jobs.auth import client_of
-
-from .exports import FORMATS, export_response
-from .models import Meeting, Speaker
-from .serializers import MeetingSerializer, SpeakerSerializer, with_results
+from meetings.exports import FORMATS, export_response
+from meetings.models import Meeting, Speaker
+from meetings.serializers import MeetingSerializer, SpeakerSerializer, with_results
 
 
 def client_meetings(request: Request) -> QuerySet[Meeting]:

@@ -17,9 +17,8 @@ from django.views.decorators.http import require_safe
 
 from jobs.media import safe_filename
 from jobs.views import viewable_job
-
-from .models import Meeting, Segment
-from .serializers import with_results
+from meetings.models import Meeting, Segment
+from meetings.serializers import with_results
 
 
 def _clock(ms: int, separator: str) -> str:

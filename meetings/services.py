@@ -11,8 +11,7 @@ from typing import Any
 
 from jobs.models import Job
 from jobs.providers.base import Transcript, Utterance
-
-from .models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 
 
 def save_transcript(job: Job, transcript: Transcript, provider: str) -> Meeting:

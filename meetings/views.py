@@ -18,9 +18,8 @@ from jobs.access import is_staff
 from jobs.media import read_head, sniff_container
 from jobs.ranges import ranged_file_response
 from jobs.views import viewable_job, with_csp
-
-from .models import Meeting, Segment, Speaker
-from .serializers import with_results
+from meetings.models import Meeting, Segment, Speaker
+from meetings.serializers import with_results
 
 EXPORT_FORMATS = (("txt", "Text"), ("srt", "SubRip"), ("vtt", "WebVTT"), ("md", "Markdown"))
 DEGRADED_LABELS = {

@@ -72,7 +72,10 @@ def test_a_crash_between_commit_and_send_still_delivers_once(
 def test_two_workers_delivering_at_once_send_once(receiver: Any) -> None:
     job = Job.objects.create(status=Job.Status.COMPLETED, webhook_url=receiver.hook_url())
     delivery = WebhookDelivery.objects.create(
-        job=job, event_type="job.completed", url=job.webhook_url, body="{}",
+        job=job,
+        event_type="job.completed",
+        url=job.webhook_url,
+        body="{}",
         next_attempt_at=timezone.now(),
     )
     receiver.delay_responses(0.3, times=1)

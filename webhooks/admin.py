@@ -18,10 +18,9 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from jobs.models import ApiClient
-
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
-from .services import expire_secret, redeliver, rotate_secret, send_test_event
-from .signing import client_secrets
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
+from webhooks.services import expire_secret, redeliver, rotate_secret, send_test_event
+from webhooks.signing import client_secrets
 
 
 class WebhookAttemptInline(admin.TabularInline):
@@ -50,16 +49,33 @@ class WebhookDeliveryInline(admin.TabularInline):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = [
-        "webhook_id", "event_type", "job_link", "url", "state", "attempt_count",
-        "last_status_code", "next_attempt_at", "created_at",
+        "webhook_id",
+        "event_type",
+        "job_link",
+        "url",
+        "state",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
     ]
     list_filter = ["state", "event_type", "url"]
     search_fields = ["webhook_id", "url", "job__id", "job__external_id"]
     list_select_related = ["job"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "webhook_id", "job", "event_type", "url", "body", "state", "attempt_count",
-        "next_attempt_at", "last_status_code", "last_error", "created_at", "delivered_at",
+        "webhook_id",
+        "job",
+        "event_type",
+        "url",
+        "body",
+        "state",
+        "attempt_count",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "delivered_at",
     ]
     inlines = [WebhookAttemptInline]
     actions = ["redeliver_selected"]

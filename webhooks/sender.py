@@ -22,9 +22,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import ssrf
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from .signing import secrets_for, signed_headers
+from webhooks import ssrf
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.signing import secrets_for, signed_headers
 
 logger = logging.getLogger(__name__)
 

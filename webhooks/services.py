@@ -10,9 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import ApiClient
-
-from . import sender
-from .models import WebhookDelivery, WebhookEndpoint, WebhookSecret, new_webhook_id
+from webhooks import sender
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookSecret, new_webhook_id
 
 
 def redeliver(delivery: WebhookDelivery) -> None:
@@ -21,7 +20,7 @@ def redeliver(delivery: WebhookDelivery) -> None:
     Redelivering is staff's or the client's word that the endpoint is back,
     so it also clears a 410 `gone` mark on the endpoint.
     """
-    from .tasks import deliver
+    from webhooks.tasks import deliver
 
     with transaction.atomic():
         WebhookEndpoint.objects.filter(url=delivery.url).update(gone_at=None, gone_reason="")

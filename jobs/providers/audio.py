@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import PermanentError, TransientError
+from jobs.errors import PermanentError, TransientError
 
 # Decoding is far faster than real time; ten minutes covers many hours of audio.
 CONVERT_TIMEOUT_SECONDS = 600.0

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
+from jobs.providers.base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
 
 T = TypeVar("T")
 

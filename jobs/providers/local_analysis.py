@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .. import analysis
-from ..errors import PermanentError
-from .base import StepOutput, Transcript
-from .due_dates import MONTHS, WEEKDAYS, find_due_date
+from jobs import analysis
+from jobs.errors import PermanentError
+from jobs.providers.base import StepOutput, Transcript
+from jobs.providers.due_dates import MONTHS, WEEKDAYS, find_due_date
 
 NOTES = ["offline analyzer"]
 SUMMARY_PREFIX = "[Offline summary]"

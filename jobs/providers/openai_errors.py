@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import openai
 
-from ..errors import PermanentError, PipelineError, TransientError
+from jobs.errors import PermanentError, PipelineError, TransientError
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:

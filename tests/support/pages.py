@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from django.contrib.auth import get_user_model
 
-from .platform import ROOT
+from tests.support.platform import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
