@@ -18,7 +18,7 @@ from bench.report import Result, Row
 from jobs.models import Job
 from jobs.providers.base import Transcript, Utterance
 from meetings.models import Segment
-from meetings.services import save_transcript
+from meetings.results import save_transcript
 
 if TYPE_CHECKING:
     from bench.harness import Harness

@@ -11,12 +11,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from jobs.broadcast import broadcast_job
-from jobs.media import safe_filename
+from jobs.api.serializers import audio_problem
 from jobs.models import ApiClient, Job, JobEvent
-from jobs.serializers import audio_problem
-from jobs.services import cancel_job, reprocess_job, retry_job, submit_job
-from jobs.tokens import status_url
+from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.web.broadcast import broadcast_job
+from jobs.web.tokens import status_url
+from meeting_intel.lib.media import safe_filename
 from webhooks.admin import WebhookDeliveryInline
 
 

@@ -25,7 +25,7 @@ from meeting_intel.env import (
     env_str,
     env_url,
 )
-from meeting_intel.logging import logging_config
+from meeting_intel.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -73,13 +73,13 @@ INSTALLED_APPS = [
     "jobs",
     "meetings",
     "webhooks",
-    # Structured logging context and metrics for every process (meeting_intel/observability.py).
+    # Structured logging context and metrics for every process (meeting_intel/ops/wiring.py).
     "meeting_intel.apps.OpsConfig",
 ]
 
 MIDDLEWARE = [
-    # First, so every line a request logs carries its job (meeting_intel/observability.py).
-    "meeting_intel.observability.RequestContextMiddleware",
+    # First, so every line a request logs carries its job (meeting_intel/ops/wiring.py).
+    "meeting_intel.ops.wiring.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -242,7 +242,7 @@ OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS = env_float(
 )
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60, minimum=1)
 
-# Global provider limits shared by all workers (jobs/ratelimit.py). The
+# Global provider limits shared by all workers (jobs/providers/limits.py). The
 # defaults sit at typical paid-tier quotas, well above a few hundred jobs.
 RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
 RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
@@ -303,17 +303,17 @@ CACHES = {
     }
 }
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.auth.ClientRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "jobs.uploads.JSONParser",
+        "meeting_intel.http.body_limits.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "jobs.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "meeting_intel.http.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -341,7 +341,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # The first handler refuses a body over UPLOAD_MAX_BYTES as it streams in;
 # the others keep small files in memory and stream large ones to disk.
 FILE_UPLOAD_HANDLERS = [
-    "jobs.uploads.UploadLimitHandler",
+    "meeting_intel.http.body_limits.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]

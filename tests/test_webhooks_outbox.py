@@ -14,7 +14,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from jobs.models import Job
-from jobs.services import fail_job
+from jobs.state import fail_job
 from meeting_intel.celery import app as celery_app
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.outbox import record_job_event

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.test import override_settings
 
 from jobs.models import Job
-from webhooks import ssrf
+from meeting_intel.lib import safe_http as ssrf
 from webhooks.models import WebhookDelivery
 from webhooks.outbox import record_job_event
 from webhooks.tasks import deliver

@@ -18,8 +18,8 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from jobs.models import ApiClient
+from webhooks.actions import expire_secret, redeliver, rotate_secret, send_test_event
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
-from webhooks.services import expire_secret, redeliver, rotate_secret, send_test_event
 from webhooks.signing import client_secrets
 
 

@@ -17,11 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api_errors import ApiError, error_responses
-from jobs.auth import client_of
+from jobs.api.auth import client_of
 from jobs.models import Job
+from meeting_intel.http.errors import ApiError, error_responses
+from webhooks.actions import redeliver
 from webhooks.models import WebhookAttempt, WebhookDelivery
-from webhooks.services import redeliver
 
 
 class WebhookAttemptSerializer(serializers.ModelSerializer):

@@ -27,11 +27,11 @@ def _transcriber(name: str) -> Transcriber:
 
         return AssemblyAITranscriber()
     if name == "openai":
-        from jobs.providers.openai_audio import OpenAITranscriber
+        from jobs.providers.openai.audio import OpenAITranscriber
 
         return OpenAITranscriber()
     if name == "local":
-        from jobs.providers.local_transcription import LocalTranscriber
+        from jobs.providers.local.transcription import LocalTranscriber
 
         return LocalTranscriber()
     raise ValueError(f"unknown transcription provider {name!r}")
@@ -39,9 +39,9 @@ def _transcriber(name: str) -> Transcriber:
 
 def _analyzer() -> Analyzer:
     if settings.ANALYSIS_PROVIDER == "openai":
-        from jobs.providers.openai_chat import OpenAIAnalyzer
+        from jobs.providers.openai.chat import OpenAIAnalyzer
 
         return OpenAIAnalyzer()
-    from jobs.providers.local_analysis import LocalAnalyzer
+    from jobs.providers.local.analysis import LocalAnalyzer
 
     return LocalAnalyzer()
