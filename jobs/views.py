@@ -18,6 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from meeting_intel.lib.admin_permissions import permission_label, refusal
+
 from .access import can_view, is_staff
 from .broadcast import status_message
 from .errors import AudioMissing
@@ -139,6 +141,7 @@ def job_page(request: HttpRequest, job_id: object) -> HttpResponse:
             "status_label": STATUS_LABELS.get(job.status, job.status),
             "labels": {"status": STATUS_LABELS, "stage": STAGE_LABELS},
             "is_staff": is_staff(request.user),
+            "can_retry": is_staff(request.user) and request.user.has_perm("jobs.retry_job"),
         },
     )
 
@@ -156,10 +159,20 @@ def _staff_job(request: HttpRequest, job_id: object) -> Job:
     return get_object_or_404(Job, id=job_id)
 
 
+def _refused(request: HttpRequest, job: Job, codename: str, what: str) -> HttpResponse | None:
+    """A redirect explaining the missing permission, or None when the user has it."""
+    if request.user.has_perm(f"jobs.{codename}"):
+        return None
+    messages.error(request, refusal(permission_label("jobs", codename), what))
+    return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+
+
 @require_POST
 def job_retry(request: HttpRequest, job_id: object) -> HttpResponse:
-    """Staff: run a failed or cancelled job again from its last checkpoint."""
+    """Staff with the retry permission: run a failed or cancelled job again from its last checkpoint."""
     job = _staff_job(request, job_id)
+    if refused := _refused(request, job, "retry_job", "retry jobs"):
+        return refused
     if retry_job(job):
         messages.success(request, "Retry queued: the job resumes from its last completed step.")
     else:
@@ -169,8 +182,11 @@ def job_retry(request: HttpRequest, job_id: object) -> HttpResponse:
 
 @require_POST
 def job_reprocess(request: HttpRequest, job_id: object) -> HttpResponse:
-    """Staff: run a finished job again from analysis (the default) or transcription."""
+    """Staff with the reprocess permission: run a finished job again from analysis
+    (the default) or transcription."""
     job = _staff_job(request, job_id)
+    if refused := _refused(request, job, "reprocess_job", "reprocess jobs"):
+        return refused
     start = request.POST.get("from", "analysis")
     if start not in ("analysis", "transcription"):
         return HttpResponse("`from` must be analysis or transcription.", status=400)
