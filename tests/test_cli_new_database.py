@@ -24,20 +24,26 @@ def _process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 @pytest.fixture
-def fresh_env(fake_aai, fake_openai, tmp_path: Path) -> dict[str, str]:
+def fresh_env(fake_aai, fake_openai, tmp_path: Path, settings) -> dict[str, str]:
     """Nothing exported about the database: settings fall back to VAR_DIR's SQLite."""
-    env = base_env("", "redis://127.0.0.1:9/0", **provider_env(fake_aai, fake_openai))
+    env = base_env("", settings.REDIS_URL, **provider_env(fake_aai, fake_openai))
     del env["DATABASE_URL"]
     env.update(VAR_DIR=str(tmp_path / "var"), MEDIA_ROOT=str(tmp_path / "media"))
     return env
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def _error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The command's last line, after asserting it failed without a traceback."""
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return result.stderr.strip().splitlines()[-1]
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """Stopped before any work: the error is all it printed."""
+    line = _error_line(result)
+    assert result.stderr.strip() == line, result.stderr
+    return line
 
 
 def test_it_migrates_the_embedded_default_database_and_prints_the_meeting(fresh_env, tmp_path):
@@ -79,5 +85,5 @@ def test_a_file_that_is_not_audio_is_one_line(fresh_env, tmp_path):
 
 def test_a_provider_refusing_its_key_is_one_line(fresh_env, fake_aai):
     fake_aai.fail(401, times=None, route="upload")
-    line = _one_line_error(_process([SAMPLE_AUDIO, "--json"], fresh_env))
-    assert "provider_auth" in line
+    line = _error_line(_process([SAMPLE_AUDIO, "--json"], fresh_env))
+    assert line.startswith("CommandError: Processing failed (provider_auth)")
