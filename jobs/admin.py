@@ -35,7 +35,14 @@ class JobEventInline(admin.TabularInline):
 class JobAddForm(forms.ModelForm):
     class Meta:
         model = Job
-        fields = ["audio", "title", "language", "speakers_expected", "webhook_url", "webhook_secret"]
+        fields = [
+            "audio",
+            "title",
+            "language",
+            "speakers_expected",
+            "webhook_url",
+            "webhook_secret",
+        ]
 
     def clean_audio(self) -> Any:
         upload = self.cleaned_data.get("audio")
@@ -64,12 +71,36 @@ class JobAdmin(admin.ModelAdmin):
     ]
     inlines = [JobEventInline, WebhookDeliveryInline]
     readonly_fields = [
-        "id", "status", "stage", "progress", "message", "client", "created_by", "external_id",
-        "metadata", "audio", "original_filename", "audio_bytes", "audio_duration_seconds",
-        "attempts", "step_retries", "redeliveries", "error_code", "error_message",
-        "created_at", "started_at", "completed_at", "next_attempt_at", "heartbeat_at",
-        "transcription_provider", "transcript_external_id", "transcript_saved_at",
-        "analysis_steps_done", "analysis_steps_failed", "prompt_tokens", "completion_tokens",
+        "id",
+        "status",
+        "stage",
+        "progress",
+        "message",
+        "client",
+        "created_by",
+        "external_id",
+        "metadata",
+        "audio",
+        "original_filename",
+        "audio_bytes",
+        "audio_duration_seconds",
+        "attempts",
+        "step_retries",
+        "redeliveries",
+        "error_code",
+        "error_message",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "next_attempt_at",
+        "heartbeat_at",
+        "transcription_provider",
+        "transcript_external_id",
+        "transcript_saved_at",
+        "analysis_steps_done",
+        "analysis_steps_failed",
+        "prompt_tokens",
+        "completion_tokens",
         "live_page",
     ]
     exclude = ["webhook_secret", "lease_task", "lease_expires"]
@@ -112,7 +143,9 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"{verb}: {done} job(s).", messages.SUCCESS)
         if skipped:
             self.message_user(
-                request, f"{skipped} job(s) skipped: their state does not allow it.", messages.WARNING
+                request,
+                f"{skipped} job(s) skipped: their state does not allow it.",
+                messages.WARNING,
             )
 
     @admin.action(description="Retry selected failed or cancelled jobs")
