@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from webhooks.admin import WebhookDeliveryInline
 
 from .broadcast import broadcast_job
+from .errors import AudioMissing
 from .media import safe_filename
 from .models import ApiClient, Job, JobEvent
 from .serializers import audio_problem
@@ -162,7 +163,23 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reprocess from transcription (transcribe again)")
     def reprocess_from_transcription(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._bulk(request, queryset, lambda j: reprocess_job(j, "transcription"), "Reprocessing")
+        missing: list[Job] = []
+
+        def reprocess(job: Job) -> bool:
+            try:
+                return reprocess_job(job, "transcription")
+            except AudioMissing:
+                missing.append(job)
+                return False
+
+        self._bulk(request, queryset, reprocess, "Reprocessing")
+        if missing:
+            self.message_user(
+                request,
+                f"{len(missing)} job(s) have no recording on the server any more "
+                "(reprocess them from analysis): " + ", ".join(str(j) for j in missing[:10]),
+                messages.WARNING,
+            )
 
     @admin.action(description="Revoke viewer links (status and results URLs) of selected jobs")
     def revoke_viewer_links(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from .access import can_view, is_staff
 from .broadcast import status_message
+from .errors import AudioMissing
 from .models import Job
 from .pipeline import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
 from .services import reprocess_job, retry_job
@@ -61,6 +62,10 @@ FAILURE_EXPLANATIONS = {
     "audio_missing": "The recording's file is no longer on the server.",
     "redelivery_limit": "Processing kept stopping part-way, so it was stopped for good.",
 }
+NO_AUDIO_TO_TRANSCRIBE = (
+    "The recording is no longer on the server, so the job cannot be transcribed again; "
+    "reprocess from analysis instead."
+)
 DEFAULT_EXPLANATION = "Something went wrong on our side while processing the recording."
 _CHUNK = re.compile(r"chunk (\d+)\s*/\s*(\d+)", re.IGNORECASE)
 
@@ -167,7 +172,12 @@ def job_reprocess(request: HttpRequest, job_id: object) -> HttpResponse:
     start = request.POST.get("from", "analysis")
     if start not in ("analysis", "transcription"):
         return HttpResponse("`from` must be analysis or transcription.", status=400)
-    if reprocess_job(job, start):
+    try:
+        started = reprocess_job(job, start)
+    except AudioMissing:
+        messages.warning(request, NO_AUDIO_TO_TRANSCRIBE)
+        return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+    if started:
         messages.success(request, f"Reprocessing from {start}: follow it here.")
     else:
         messages.warning(request, "This job cannot be reprocessed in its current state.")
