@@ -62,8 +62,6 @@ FAILURE_EXPLANATIONS = {
     "no_speech": "No speech was found in the recording.",
     "no_audio": "The job has no recording attached.",
     "audio_missing": "The recording's file is no longer on the server.",
-    "ffmpeg_missing": "The server lacks a tool it needs to read audio; an administrator needs to install it.",
-    "media_timeout": "Reading the recording took too long.",
     "redelivery_limit": "Processing kept stopping part-way, so it was stopped for good.",
 }
 NO_AUDIO_TO_TRANSCRIBE = (

@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Inside CommonMiddleware: its APPEND_SLASH redirect still sees the 404.
+    "jobs.api_errors.ApiErrorPagesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -111,6 +113,10 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+# The embedded default (no DATABASE_URL): process_meeting may migrate it itself.
+DATABASE_EMBEDDED = not env_str("DATABASE_URL")
+if DATABASE_EMBEDDED:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 try:
     _db = dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=0)
 except Exception as exc:  # dj-database-url raises several types for bad URLs

@@ -23,7 +23,9 @@ from jobs.tokens import make_viewer_token
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO, wait_for_job
 from tests.fakes.script import CANNED
-from tests.support.pages import launch_chromium, screenshot_path
+from tests.support.pages import launch_chromium, require_chromium, screenshot_path
+
+require_chromium()
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
