@@ -156,6 +156,7 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
                 for fmt, label in EXPORT_FORMATS
             ],
             "is_staff": is_staff(request.user),
+            "can_reprocess": is_staff(request.user) and request.user.has_perm("jobs.reprocess_job"),
         },
     )
 

@@ -30,6 +30,7 @@ from jobs.api.serializers import (
     JobUrlCreateSerializer,
     ReprocessSerializer,
 )
+from jobs.errors import AudioMissing
 from jobs.models import Job
 from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
 from meeting_intel.http.body_limits import JSONParser
@@ -285,4 +286,12 @@ class JobReprocess(_JobAction):
     def act(self, request: Request, job: Job) -> bool:
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return reprocess_job(job, body.validated_data["from"])
+        try:
+            return reprocess_job(job, body.validated_data["from"])
+        except AudioMissing:
+            raise ApiError(
+                409,
+                "audio_missing",
+                "The recording is no longer on the server, so the job cannot be transcribed "
+                "again; reprocess from analysis instead.",
+            ) from None

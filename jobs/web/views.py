@@ -18,12 +18,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from jobs.errors import AudioMissing
 from jobs.models import Job
 from jobs.pipeline.runner import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
 from jobs.state import reprocess_job, retry_job
 from jobs.web.access import can_view, is_staff
 from jobs.web.broadcast import status_message
-from jobs.web.tokens import make_viewer_token
+from jobs.web.tokens import make_viewer_token, token_allows
+from meeting_intel.lib.admin_permissions import permission_label, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +61,12 @@ FAILURE_EXPLANATIONS = {
     "no_speech": "No speech was found in the recording.",
     "no_audio": "The job has no recording attached.",
     "audio_missing": "The recording's file is no longer on the server.",
-    "ffmpeg_missing": "The server lacks a tool it needs to read audio; an administrator needs to install it.",
-    "media_timeout": "Reading the recording took too long.",
     "redelivery_limit": "Processing kept stopping part-way, so it was stopped for good.",
 }
+NO_AUDIO_TO_TRANSCRIBE = (
+    "The recording is no longer on the server, so the job cannot be transcribed again; "
+    "reprocess from analysis instead."
+)
 DEFAULT_EXPLANATION = "Something went wrong on our side while processing the recording."
 _CHUNK = re.compile(r"chunk (\d+)\s*/\s*(\d+)", re.IGNORECASE)
 
@@ -82,14 +86,17 @@ def with_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 def viewable_job(request: HttpRequest, job_id: object) -> tuple[Job, str]:
     """The job and a viewer token for it, or 403 unless staff or holding its token.
 
-    Staff get a freshly signed token, so the page's websocket and polling work
-    the same way for everyone.
+    A viewer gets back the token it came with (never a renewed one); staff get
+    a freshly signed token, so the page's websocket and polling work the same
+    way for everyone.
     """
     job = get_object_or_404(Job.objects.select_related("meeting"), id=job_id)
     token = request.GET.get("token", "")
-    if not can_view(request.user, token, job):
+    if token_allows(token, job):
+        return job, token
+    if not can_view(request.user, None, job):
         raise PermissionDenied("A valid viewer link or a staff login is needed.")
-    return job, token or make_viewer_token(job)
+    return job, make_viewer_token(job)
 
 
 def failure_explanation(code: str) -> str:
@@ -102,9 +109,9 @@ def chunk_progress(message: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def page_state(job: Job) -> dict[str, Any]:
+def page_state(job: Job, token: str) -> dict[str, Any]:
     """The live page's state: the websocket message plus the error in plain words."""
-    state: dict[str, Any] = dict(status_message(job))
+    state: dict[str, Any] = dict(status_message(job, token))
     state["error"] = (
         {**job.error, "explanation": failure_explanation(job.error_code)} if job.error else None
     )
@@ -114,7 +121,7 @@ def page_state(job: Job) -> dict[str, Any]:
 @with_csp
 def job_page(request: HttpRequest, job_id: object) -> HttpResponse:
     job, token = viewable_job(request, job_id)
-    state = page_state(job)
+    state = page_state(job, token)
     chunk = chunk_progress(job.message) if job.stage == Job.Stage.ANALYZING else None
     # The newest events, oldest first: a job with many retries stays readable.
     events = list(job.events.order_by("-created_at", "-id")[:50])[::-1]
@@ -131,6 +138,7 @@ def job_page(request: HttpRequest, job_id: object) -> HttpResponse:
             "status_label": STATUS_LABELS.get(job.status, job.status),
             "labels": {"status": STATUS_LABELS, "stage": STAGE_LABELS},
             "is_staff": is_staff(request.user),
+            "can_retry": is_staff(request.user) and request.user.has_perm("jobs.retry_job"),
         },
     )
 
@@ -138,8 +146,8 @@ def job_page(request: HttpRequest, job_id: object) -> HttpResponse:
 @never_cache
 def job_state(request: HttpRequest, job_id: object) -> HttpResponse:
     """The live page's polling fallback: the websocket's message, plus `error`."""
-    job, _ = viewable_job(request, job_id)
-    return JsonResponse(page_state(job))
+    job, token = viewable_job(request, job_id)
+    return JsonResponse(page_state(job, token))
 
 
 def _staff_job(request: HttpRequest, job_id: object) -> Job:
@@ -148,10 +156,20 @@ def _staff_job(request: HttpRequest, job_id: object) -> Job:
     return get_object_or_404(Job, id=job_id)
 
 
+def _refused(request: HttpRequest, job: Job, codename: str, what: str) -> HttpResponse | None:
+    """A redirect explaining the missing permission, or None when the user has it."""
+    if request.user.has_perm(f"jobs.{codename}"):
+        return None
+    messages.error(request, refusal(permission_label("jobs", codename), what))
+    return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+
+
 @require_POST
 def job_retry(request: HttpRequest, job_id: object) -> HttpResponse:
-    """Staff: run a failed or cancelled job again from its last checkpoint."""
+    """Staff with the retry permission: run a failed or cancelled job again from its last checkpoint."""
     job = _staff_job(request, job_id)
+    if refused := _refused(request, job, "retry_job", "retry jobs"):
+        return refused
     if retry_job(job):
         messages.success(request, "Retry queued: the job resumes from its last completed step.")
     else:
@@ -161,12 +179,20 @@ def job_retry(request: HttpRequest, job_id: object) -> HttpResponse:
 
 @require_POST
 def job_reprocess(request: HttpRequest, job_id: object) -> HttpResponse:
-    """Staff: run a finished job again from analysis (the default) or transcription."""
+    """Staff with the reprocess permission: run a finished job again from analysis
+    (the default) or transcription."""
     job = _staff_job(request, job_id)
+    if refused := _refused(request, job, "reprocess_job", "reprocess jobs"):
+        return refused
     start = request.POST.get("from", "analysis")
     if start not in ("analysis", "transcription"):
         return HttpResponse("`from` must be analysis or transcription.", status=400)
-    if reprocess_job(job, start):
+    try:
+        started = reprocess_job(job, start)
+    except AudioMissing:
+        messages.warning(request, NO_AUDIO_TO_TRANSCRIBE)
+        return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+    if started:
         messages.success(request, f"Reprocessing from {start}: follow it here.")
     else:
         messages.warning(request, "This job cannot be reprocessed in its current state.")
