@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from .models import ApiClient, Job
-from .usage import Usage, job_usage
+from jobs.models import ApiClient, Job
+from jobs.usage import Usage, job_usage
 
 # What job_usage reads, so a month of jobs loads in one narrow query.
 USAGE_FIELDS = (

@@ -18,9 +18,8 @@ from typing import TypedDict
 
 from django.conf import settings
 
+from jobs.models import Job
 from meeting_intel.lib import pricing
-
-from .models import Job
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from icalendar import Calendar, Todo
 
-from .models import ActionItem, Meeting
-from .reports.content import clock
+from meetings.models import ActionItem, Meeting
+from meetings.reports.content import clock
 
 PRODID = "-//Meeting Intelligence Platform//Action items//EN"
 

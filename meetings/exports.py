@@ -16,17 +16,16 @@ from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 
-from jobs.media import safe_filename
 from jobs.models import Job
-from jobs.tokens import results_url
-from jobs.views import viewable_job
-
-from .action_calendar import render_ics
-from .models import Meeting, Segment
-from .reports.content import Report, build_report
-from .reports.docx_report import render_docx
-from .reports.pdf_report import render_pdf
-from .serializers import with_results
+from jobs.web.tokens import results_url
+from jobs.web.views import viewable_job
+from meeting_intel.lib.media import safe_filename
+from meetings.action_calendar import render_ics
+from meetings.models import Meeting, Segment
+from meetings.reports.content import Report, build_report
+from meetings.reports.docx_report import render_docx
+from meetings.reports.pdf_report import render_pdf
+from meetings.serializers import with_results
 
 
 def _clock(ms: int, separator: str) -> str:

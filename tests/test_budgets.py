@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from jobs.budgets import next_month_start
 from jobs.models import IdempotencyKey, Job
-from jobs.services import update_job
+from jobs.state import update_job
 from meeting_intel.lib import pricing
 from tests.support.api_factories import client_with_api, make_job, wav_bytes
 

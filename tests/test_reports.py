@@ -13,7 +13,7 @@ from django.test import Client
 from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 
-from jobs.tokens import make_viewer_token
+from jobs.web.tokens import make_viewer_token
 from meetings.reports.content import build_report
 from meetings.reports.docx_report import ACTION_ITEM_COLUMNS, render_docx
 from meetings.reports.pdf_report import FONTS

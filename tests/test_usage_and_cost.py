@@ -14,8 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.pipeline import run_inline
-from jobs.services import submit_job, update_job
+from jobs.pipeline.runner import run_inline
+from jobs.state import submit_job, update_job
 from meeting_intel import env
 from meeting_intel.lib import pricing
 from tests.conftest import SAMPLE_AUDIO

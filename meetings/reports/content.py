@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..models import Meeting
+from meetings.models import Meeting
 
 
 def clock(ms: int | None) -> str:

@@ -13,7 +13,7 @@ from docx import Document
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
-from .content import Item, Report
+from meetings.reports.content import Item, Report
 
 ACTION_ITEM_COLUMNS = ("Action item", "Owner", "Due", "Time")
 

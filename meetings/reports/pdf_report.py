@@ -21,7 +21,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from .content import Item, Report
+from meetings.reports.content import Item, Report
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 BODY = "dejavu"
