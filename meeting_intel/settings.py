@@ -77,11 +77,15 @@ INSTALLED_APPS = [
     "meeting_intel.apps.OpsConfig",
 ]
 
+# In the ASGI process every middleware runs on the event loop: Django's own are
+# swapped for inline subclasses (meeting_intel/async_middleware.py), so a
+# request hops to a thread for its sync view only, not per middleware.
 MIDDLEWARE = [
     # First, so every line a request logs carries its job (meeting_intel/observability.py).
     "meeting_intel.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Static files answered on the loop, before any session work.
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,7 +131,28 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # One file per test run, so concurrent runs on one checkout do not collide.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
-    _db["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI each request runs its sync code in a thread of its own, and
+    # Django's connections are per thread: persistent connections would be
+    # opened per request and never reused. A pool per process hands each
+    # request an open connection instead (returned when the request ends).
+    # Celery's prefork children close the inherited pool and open their own.
+    # Sizing (README "Sizing"): every process may hold DATABASE_POOL_MAX_SIZE
+    # connections, so web workers × that + worker children × that must stay
+    # under PostgreSQL's max_connections.
+    _pool_max = env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=0)
+    _db["CONN_HEALTH_CHECKS"] = True  # with the pool: checked on checkout
+    if _pool_max:
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": min(env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0), _pool_max),
+                "max_size": _pool_max,
+                # A request waits this long for a free connection, then fails
+                # (a 500 the logs explain) rather than queueing for ever.
+                "timeout": env_float("DATABASE_POOL_TIMEOUT", 10, minimum=0.1),
+                # Idle connections above min_size are closed after 5 minutes.
+                "max_idle": 300,
+            }
+        }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -350,7 +375,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+SERVESTATIC_USE_FINDERS = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -365,10 +390,10 @@ LOGIN_URL = "/admin/login/"
 LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "text" if DEBUG else "json")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
-LOGGING = logging_config(
-    LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2")
-)
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
+    )
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2"))
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
