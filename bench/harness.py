@@ -139,6 +139,7 @@ class Harness:
             "DEBUG": "false",
             "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback, as behind a TLS proxy
             "SECRET_KEY": SECRET_KEY,
+            "METRICS_BEARER_TOKEN": "bench-metrics-token",
             "MEDIA_ROOT": str(VAR / "media"),
             "PUBLIC_BASE_URL": self.web_url,
             "TRANSCRIPTION_PROVIDER": "assemblyai",

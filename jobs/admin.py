@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from webhooks.admin import WebhookDeliveryInline
 
 from .broadcast import broadcast_job
+from .errors import AudioMissing
 from .media import safe_filename
 from .models import ApiClient, Job, JobEvent
 from .serializers import audio_problem
@@ -35,7 +36,14 @@ class JobEventInline(admin.TabularInline):
 class JobAddForm(forms.ModelForm):
     class Meta:
         model = Job
-        fields = ["audio", "title", "language", "speakers_expected", "webhook_url", "webhook_secret"]
+        fields = [
+            "audio",
+            "title",
+            "language",
+            "speakers_expected",
+            "webhook_url",
+            "webhook_secret",
+        ]
 
     def clean_audio(self) -> Any:
         upload = self.cleaned_data.get("audio")
@@ -64,12 +72,36 @@ class JobAdmin(admin.ModelAdmin):
     ]
     inlines = [JobEventInline, WebhookDeliveryInline]
     readonly_fields = [
-        "id", "status", "stage", "progress", "message", "client", "created_by", "external_id",
-        "metadata", "audio", "original_filename", "audio_bytes", "audio_duration_seconds",
-        "attempts", "step_retries", "redeliveries", "error_code", "error_message",
-        "created_at", "started_at", "completed_at", "next_attempt_at", "heartbeat_at",
-        "transcription_provider", "transcript_external_id", "transcript_saved_at",
-        "analysis_steps_done", "analysis_steps_failed", "prompt_tokens", "completion_tokens",
+        "id",
+        "status",
+        "stage",
+        "progress",
+        "message",
+        "client",
+        "created_by",
+        "external_id",
+        "metadata",
+        "audio",
+        "original_filename",
+        "audio_bytes",
+        "audio_duration_seconds",
+        "attempts",
+        "step_retries",
+        "redeliveries",
+        "error_code",
+        "error_message",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "next_attempt_at",
+        "heartbeat_at",
+        "transcription_provider",
+        "transcript_external_id",
+        "transcript_saved_at",
+        "analysis_steps_done",
+        "analysis_steps_failed",
+        "prompt_tokens",
+        "completion_tokens",
         "live_page",
     ]
     exclude = ["webhook_secret", "lease_task", "lease_expires"]
@@ -112,7 +144,9 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"{verb}: {done} job(s).", messages.SUCCESS)
         if skipped:
             self.message_user(
-                request, f"{skipped} job(s) skipped: their state does not allow it.", messages.WARNING
+                request,
+                f"{skipped} job(s) skipped: their state does not allow it.",
+                messages.WARNING,
             )
 
     @admin.action(description="Retry selected failed or cancelled jobs")
@@ -129,7 +163,23 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reprocess from transcription (transcribe again)")
     def reprocess_from_transcription(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._bulk(request, queryset, lambda j: reprocess_job(j, "transcription"), "Reprocessing")
+        missing: list[Job] = []
+
+        def reprocess(job: Job) -> bool:
+            try:
+                return reprocess_job(job, "transcription")
+            except AudioMissing:
+                missing.append(job)
+                return False
+
+        self._bulk(request, queryset, reprocess, "Reprocessing")
+        if missing:
+            self.message_user(
+                request,
+                f"{len(missing)} job(s) have no recording on the server any more "
+                "(reprocess them from analysis): " + ", ".join(str(j) for j in missing[:10]),
+                messages.WARNING,
+            )
 
     @admin.action(description="Revoke viewer links (status and results URLs) of selected jobs")
     def revoke_viewer_links(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

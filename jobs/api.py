@@ -25,6 +25,7 @@ from webhooks.ssrf import UnsafeURL, check_url
 from . import idempotency
 from .api_errors import RETRY_AFTER, ApiError, error_responses
 from .auth import client_of
+from .errors import AudioMissing
 from .media import MediaInfo, MediaProblem, inspect_upload, safe_filename
 from .models import Job
 from .serializers import (
@@ -286,4 +287,12 @@ class JobReprocess(_JobAction):
     def act(self, request: Request, job: Job) -> bool:
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return reprocess_job(job, body.validated_data["from"])
+        try:
+            return reprocess_job(job, body.validated_data["from"])
+        except AudioMissing:
+            raise ApiError(
+                409,
+                "audio_missing",
+                "The recording is no longer on the server, so the job cannot be transcribed "
+                "again; reprocess from analysis instead.",
+            ) from None

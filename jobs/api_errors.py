@@ -97,6 +97,44 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return defaults.page_not_found(request, exception)
 
 
+class ApiErrorPagesMiddleware:
+    """Every error under /api/ leaves as the error object, whatever produced it.
+
+    Django's handler404/handler500 only run when DEBUG is false; with DEBUG on
+    (``make run``) an unmatched route or a crash outside DRF would answer an
+    HTML debug page. This middleware replaces any non-JSON error response
+    under /api/ with SPEC's object and the same status. It sits inside
+    CommonMiddleware, so APPEND_SLASH redirects still happen first.
+    """
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            status_code = response.status_code
+            code = _CODES.get(status_code, "error")
+            message = _MESSAGES.get(status_code, "The request failed.")
+            replaced = JsonResponse(error_body(code, message), status=status_code)
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if header in response:
+                    replaced[header] = response[header]
+            return replaced
+        return response
+
+
+_MESSAGES = {
+    404: "No such resource.",
+    405: "This method is not allowed here.",
+    500: "Something went wrong on our side.",
+}
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's 500 handler: the error object under /api/, the usual page elsewhere."""
     if request.path.startswith("/api/"):

@@ -28,8 +28,14 @@ def group_name(job_id: object) -> str:
     return f"job_{job_id}"
 
 
-def status_message(job: Job) -> JobStatusMessage:
-    meeting_id = getattr(getattr(job, "meeting", None), "id", None) if job.pk else None
+def meeting_id_of(job: Job) -> object | None:
+    return getattr(getattr(job, "meeting", None), "id", None) if job.pk else None
+
+
+def status_message(job: Job, token: str | None = None) -> JobStatusMessage:
+    """The state a subscriber sees; `results_url` carries `token` when one is given
+    (a viewer's own token, so using a link never renews it), else a fresh one."""
+    meeting_id = meeting_id_of(job)
     return {
         "type": "job.status",
         "job_id": str(job.id),
@@ -37,8 +43,12 @@ def status_message(job: Job) -> JobStatusMessage:
         "stage": job.stage,
         "progress": job.progress,
         "message": job.message,
-        "results_url": results_url(job, meeting_id),
+        "results_url": results_url(job, meeting_id, token),
     }
+
+
+def _str_or_none(value: object | None) -> str | None:
+    return None if value is None else str(value)
 
 
 _enabled = True
@@ -69,7 +79,12 @@ def broadcast_job(job_id: object) -> None:
     # Channels routes on "type"; the consumer forwards `payload` unchanged.
     try:
         async_to_sync(layer.group_send)(
-            group_name(job.id), {"type": "job.status", "payload": payload}
+            group_name(job.id),
+            {
+                "type": "job.status",
+                "payload": payload,
+                "meeting_id": _str_or_none(meeting_id_of(job)),
+            },
         )
     except Exception:
         logger.warning("could not broadcast status of job %s", job.id, exc_info=True)

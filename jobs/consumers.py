@@ -8,14 +8,17 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .access import can_view
+from .access import can_view, is_staff
 from .broadcast import group_name, status_message
 from .models import Job
+from .tokens import results_url
 
 
 class JobStatusConsumer(AsyncJsonWebsocketConsumer):
     job_id: str
     token: str | None
+    _job: Job
+    _under_token: bool = True
 
     async def connect(self) -> None:
         self.job_id = str(self.scope["url_route"]["kwargs"]["job_id"])
@@ -39,11 +42,17 @@ class JobStatusConsumer(AsyncJsonWebsocketConsumer):
         if await self._current_state() is None:
             await self.close(code=4403)
             return
-        await self.send_json(event["payload"])
+        payload = dict(event["payload"])
+        if self._under_token and event.get("meeting_id") and payload.get("results_url"):
+            # The broadcast signs a fresh link for staff; a viewer keeps its own token.
+            payload["results_url"] = results_url(self._job, event["meeting_id"], self.token)
+        await self.send_json(payload)
 
     @database_sync_to_async
     def _current_state(self) -> dict[str, Any] | None:
         job = Job.objects.select_related("meeting").filter(id=self.job_id).first()
         if job is None or not can_view(self.scope.get("user"), self.token, job):
             return None
-        return dict(status_message(job))
+        self._job = job
+        self._under_token = not is_staff(self.scope.get("user"))
+        return dict(status_message(job, self.token if self._under_token else None))

@@ -5,35 +5,34 @@ process, ``audio_url`` downloads in the worker):
 
 1. the magic-byte sniff: not a known container → 415;
 2. for RIFF/AIFF, the size the header declares against the bytes present;
-3. ffprobe must read the file and find an audio stream with a duration;
-4. ffmpeg demuxes every packet (stream copy, no decoding, so it is I/O
-   bound) and must reach close to the declared duration without the
-   demuxer reporting a premature end.
+3. PyAV (FFmpeg's libraries, in this process) must open the file and find
+   an audio stream with a duration;
+4. every packet of that stream is demuxed (no decoding, so it is I/O bound)
+   and must reach close to the declared duration.
 
 Steps 2–4 turn empty, truncated and corrupt files into 422 before a
-provider is paid for them. Without ffprobe/ffmpeg on PATH only the sniff
-runs, with a logged warning.
+provider is paid for them. No ffmpeg or ffprobe binary is involved: the
+PyAV wheel carries the libraries. This module knows no app: it raises
+MediaProblem, and callers map it to API errors or pipeline errors.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-import shutil
 import struct
-import subprocess
 import tempfile
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+import av
+from av.audio.stream import AudioStream
+from av.container import InputContainer
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
-
-PROBE_TIMEOUT_SECONDS = 120
 # A file whose packets end this far before its declared duration is truncated.
 TRUNCATION_TOLERANCE = 0.9
 TRUNCATION_SLACK_SECONDS = 1.0
@@ -108,7 +107,7 @@ class MediaProblem(Exception):
 @dataclass(frozen=True)
 class MediaInfo:
     container: str
-    duration_seconds: float | None  # None when only the sniff ran
+    duration_seconds: float
 
 
 def _truncated() -> MediaProblem:
@@ -131,78 +130,53 @@ def _check_declared_size(path: Path, container: str, size: int) -> None:
         raise _truncated()
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise MediaProblem(
-            422, "unreadable_media", "The file could not be read in time as audio or video."
-        ) from None
+@contextmanager
+def open_audio(path: Path) -> Iterator[tuple[InputContainer, AudioStream]]:
+    """The file opened with PyAV, and its first audio stream.
 
-
-def _probe(ffprobe: str, path: Path) -> float:
-    """The declared duration of the file's first audio stream (seconds)."""
-    result = _run(
-        [
-            ffprobe,
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration:stream=codec_type",
-            "-of",
-            "json",
-            str(path),
-        ]
-    )
+    Raises MediaProblem ``unreadable_media`` when FFmpeg's demuxers cannot
+    read the file and ``no_audio`` when it holds no audio stream (a video's
+    picture streams and any second audio track are the caller's to ignore).
+    """
     try:
-        data: dict[str, Any] = json.loads(result.stdout or "{}")
-    except ValueError:
-        data = {}
-    if result.returncode != 0 or "format" not in data:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
         raise MediaProblem(
             422,
             "unreadable_media",
             "The file cannot be read as audio or video; it may be truncated or corrupt.",
-        )
-    if not any(s.get("codec_type") == "audio" for s in data.get("streams", [])):
-        raise MediaProblem(422, "no_audio", "The file has no audio track to transcribe.")
+        ) from None
+    with container:
+        if not container.streams.audio:
+            raise MediaProblem(422, "no_audio", "The file has no audio track to transcribe.")
+        yield container, container.streams.audio[0]
+
+
+def declared_seconds(container: InputContainer, stream: AudioStream) -> float | None:
+    """The audio's duration as the file states it: the stream's, else the container's.
+
+    Matroska/WebM state only the container's duration; None when neither is known.
+    """
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    return None
+
+
+def _demuxed_seconds(container: InputContainer, stream: AudioStream) -> float:
+    """Read every packet of `stream` without decoding; how far they reach (seconds)."""
+    reached = 0.0
+    start = stream.start_time or 0
     try:
-        duration = float(data["format"].get("duration") or 0)
-    except ValueError:
-        duration = 0.0
-    if duration <= 0:
-        raise MediaProblem(422, "no_duration", "The file's audio has no duration.")
-    return duration
-
-
-def _demuxed_seconds(ffmpeg: str, path: Path) -> float:
-    """Read every audio packet without decoding; how far the packets reach (seconds)."""
-    result = _run(
-        [
-            ffmpeg,
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-map",
-            "0:a:0",
-            "-c",
-            "copy",
-            "-f",
-            "null",
-            "-",
-            "-progress",
-            "pipe:1",
-            "-nostats",
-        ]
-    )
-    if re.search(r"prematurely|truncat", result.stderr, re.IGNORECASE):
-        raise _truncated()
-    times = re.findall(r"^out_time_us=(\d+)$", result.stdout, re.MULTILINE)
-    return int(times[-1]) / 1e6 if times else 0.0
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            end = packet.pts - start + (packet.duration or 0)
+            reached = max(reached, float(end * packet.time_base))
+    except av.FFmpegError:
+        raise _truncated() from None
+    return reached
 
 
 def inspect_media(path: Path) -> MediaInfo:
@@ -217,22 +191,30 @@ def inspect_media(path: Path) -> MediaInfo:
             415, "unsupported_media", "The file is not a recognised audio or video format."
         )
     _check_declared_size(path, container, size)
-    ffprobe, ffmpeg = shutil.which("ffprobe"), shutil.which("ffmpeg")
-    if not ffprobe or not ffmpeg:
-        logger.warning("ffprobe/ffmpeg not on PATH: media is checked by its first bytes only")
-        return MediaInfo(container, None)
-    declared = _probe(ffprobe, path)
-    reached = _demuxed_seconds(ffmpeg, path)
+    with open_audio(path) as (opened, stream):
+        declared = declared_seconds(opened, stream)
+        if not declared:
+            raise MediaProblem(422, "no_duration", "The file's audio has no duration.")
+        reached = _demuxed_seconds(opened, stream)
     if reached < declared * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_SECONDS:
         raise _truncated()
     return MediaInfo(container, declared)
+
+
+def probe_duration(path: Path) -> float | None:
+    """Seconds of audio the file declares, or None if unknown or the file has no audio."""
+    try:
+        with open_audio(path) as (container, stream):
+            return declared_seconds(container, stream)
+    except MediaProblem:
+        return None
 
 
 def inspect_upload(upload: Any) -> MediaInfo:
     """inspect_media for a Django UploadedFile, also enforcing UPLOAD_MAX_BYTES.
 
     Large uploads are already on disk; small in-memory ones are copied to a
-    temporary file so the tools can seek in them.
+    temporary file so FFmpeg's demuxers can seek in them.
     """
     if upload.size > settings.UPLOAD_MAX_BYTES:
         raise MediaProblem(

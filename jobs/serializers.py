@@ -11,6 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from meeting_intel.http import strict_json
+
 from .media import MediaProblem, inspect_upload
 from .models import Job, JobEvent
 from .tokens import results_url, status_url
@@ -23,28 +25,20 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class MetadataField(serializers.JSONField):
     """A JSON object under METADATA_MAX_BYTES; multipart forms send it as a JSON string."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, str):
-            if len(data.encode()) > METADATA_MAX_BYTES:
-                raise serializers.ValidationError(self._too_big())
-            try:
-                data = json.loads(data)
-            except (ValueError, RecursionError):
-                raise serializers.ValidationError("metadata must be a JSON object.") from None
+        try:
+            if isinstance(data, str):
+                if len(data.encode("utf-8", "surrogatepass")) > METADATA_MAX_BYTES:
+                    raise serializers.ValidationError(self._too_big())
+                data = strict_json.loads(data)
+            else:
+                strict_json.check(data)
+        except strict_json.StrictJSONError as exc:
+            raise serializers.ValidationError(f"metadata must be a JSON object: {exc}") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("metadata must be a JSON object.")
         try:
@@ -53,9 +47,6 @@ class MetadataField(serializers.JSONField):
             raise serializers.ValidationError("metadata must be a JSON object.") from None
         if size > METADATA_MAX_BYTES:
             raise serializers.ValidationError(self._too_big())
-        if _has_nul(data):
-            # PostgreSQL's jsonb cannot store U+0000.
-            raise serializers.ValidationError("metadata may not contain NUL characters.")
         return data
 
     def _too_big(self) -> str:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import ratelimit
 from .broadcast import broadcast_job
-from .errors import JobLost
+from .errors import AudioMissing, JobLost
 from .models import Job, JobEvent
 
 Status = Job.Status
@@ -231,7 +231,9 @@ def reprocess_job(job: Job, start: str) -> bool:
     """Run a finished job again from `start` ("transcription" or "analysis").
 
     From analysis keeps the transcript; from transcription submits the audio
-    again (the one case where a job pays for a second transcription).
+    again (the one case where a job pays for a second transcription). Raises
+    AudioMissing, changing nothing, when transcription would need a recording
+    the server no longer has.
     """
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
@@ -239,6 +241,8 @@ def reprocess_job(job: Job, start: str) -> bool:
             return False
         if start == "analysis" and fresh.transcript_saved_at is None:
             return False
+        if start == "transcription" and not has_audio(fresh):
+            raise AudioMissing(str(fresh.id))
         reset: dict[str, Any] = {"analysis_steps_done": [], "analysis_steps_failed": []}
         if start == "transcription":
             reset.update(
@@ -249,6 +253,16 @@ def reprocess_job(job: Job, start: str) -> bool:
             )
         _restart(fresh, f"Reprocess from {start} requested", **reset)
     return True
+
+
+def has_audio(job: Job) -> bool:
+    """Whether the recording can be read again: its file is stored, or its URL can be fetched."""
+    if job.audio:
+        try:
+            return job.audio.storage.exists(job.audio.name)
+        except (OSError, ValueError):
+            return False
+    return bool(job.audio_url)
 
 
 def _restart(job: Job, message: str, **fields: Any) -> None:

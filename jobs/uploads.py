@@ -26,6 +26,8 @@ from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from meeting_intel.http import strict_json
+
 # Room for the multipart framing and the form fields beside the file.
 BODY_OVERHEAD_BYTES = 1024 * 1024
 
@@ -71,13 +73,17 @@ class UploadLimitHandler(FileUploadHandler):
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, answering 400 (not 500) to absurdly deep nesting."""
+    """DRF's JSON parser made strict: 400 for NaN, ±Infinity, lone surrogates, deep nesting."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        raw = stream.read() if stream is not None else b""
         try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply") from None
+            return strict_json.loads(raw.decode(encoding))
+        except UnicodeDecodeError:
+            raise ParseError(f"The body is not valid {encoding}.") from None
+        except strict_json.StrictJSONError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -20,10 +20,11 @@ from django.views.decorators.http import require_POST
 
 from .access import can_view, is_staff
 from .broadcast import status_message
+from .errors import AudioMissing
 from .models import Job
 from .pipeline import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
 from .services import reprocess_job, retry_job
-from .tokens import make_viewer_token
+from .tokens import make_viewer_token, token_allows
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,12 @@ FAILURE_EXPLANATIONS = {
     "no_speech": "No speech was found in the recording.",
     "no_audio": "The job has no recording attached.",
     "audio_missing": "The recording's file is no longer on the server.",
-    "ffmpeg_missing": "The server lacks a tool it needs to read audio; an administrator needs to install it.",
-    "media_timeout": "Reading the recording took too long.",
     "redelivery_limit": "Processing kept stopping part-way, so it was stopped for good.",
 }
+NO_AUDIO_TO_TRANSCRIBE = (
+    "The recording is no longer on the server, so the job cannot be transcribed again; "
+    "reprocess from analysis instead."
+)
 DEFAULT_EXPLANATION = "Something went wrong on our side while processing the recording."
 _CHUNK = re.compile(r"chunk (\d+)\s*/\s*(\d+)", re.IGNORECASE)
 
@@ -82,14 +85,17 @@ def with_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 def viewable_job(request: HttpRequest, job_id: object) -> tuple[Job, str]:
     """The job and a viewer token for it, or 403 unless staff or holding its token.
 
-    Staff get a freshly signed token, so the page's websocket and polling work
-    the same way for everyone.
+    A viewer gets back the token it came with (never a renewed one); staff get
+    a freshly signed token, so the page's websocket and polling work the same
+    way for everyone.
     """
     job = get_object_or_404(Job.objects.select_related("meeting"), id=job_id)
     token = request.GET.get("token", "")
-    if not can_view(request.user, token, job):
+    if token_allows(token, job):
+        return job, token
+    if not can_view(request.user, None, job):
         raise PermissionDenied("A valid viewer link or a staff login is needed.")
-    return job, token or make_viewer_token(job)
+    return job, make_viewer_token(job)
 
 
 def failure_explanation(code: str) -> str:
@@ -102,9 +108,9 @@ def chunk_progress(message: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def page_state(job: Job) -> dict[str, Any]:
+def page_state(job: Job, token: str) -> dict[str, Any]:
     """The live page's state: the websocket message plus the error in plain words."""
-    state: dict[str, Any] = dict(status_message(job))
+    state: dict[str, Any] = dict(status_message(job, token))
     state["error"] = (
         {**job.error, "explanation": failure_explanation(job.error_code)} if job.error else None
     )
@@ -114,7 +120,7 @@ def page_state(job: Job) -> dict[str, Any]:
 @with_csp
 def job_page(request: HttpRequest, job_id: object) -> HttpResponse:
     job, token = viewable_job(request, job_id)
-    state = page_state(job)
+    state = page_state(job, token)
     chunk = chunk_progress(job.message) if job.stage == Job.Stage.ANALYZING else None
     # The newest events, oldest first: a job with many retries stays readable.
     events = list(job.events.order_by("-created_at", "-id")[:50])[::-1]
@@ -138,8 +144,8 @@ def job_page(request: HttpRequest, job_id: object) -> HttpResponse:
 @never_cache
 def job_state(request: HttpRequest, job_id: object) -> HttpResponse:
     """The live page's polling fallback: the websocket's message, plus `error`."""
-    job, _ = viewable_job(request, job_id)
-    return JsonResponse(page_state(job))
+    job, token = viewable_job(request, job_id)
+    return JsonResponse(page_state(job, token))
 
 
 def _staff_job(request: HttpRequest, job_id: object) -> Job:
@@ -166,7 +172,12 @@ def job_reprocess(request: HttpRequest, job_id: object) -> HttpResponse:
     start = request.POST.get("from", "analysis")
     if start not in ("analysis", "transcription"):
         return HttpResponse("`from` must be analysis or transcription.", status=400)
-    if reprocess_job(job, start):
+    try:
+        started = reprocess_job(job, start)
+    except AudioMissing:
+        messages.warning(request, NO_AUDIO_TO_TRANSCRIBE)
+        return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+    if started:
         messages.success(request, f"Reprocessing from {start}: follow it here.")
     else:
         messages.warning(request, "This job cannot be reprocessed in its current state.")

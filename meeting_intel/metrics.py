@@ -316,12 +316,26 @@ def generate_latest() -> bytes:
     return _generate_latest(registry)
 
 
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """GET /metrics: the Prometheus exposition. Needs `Authorization: Bearer
-    <METRICS_BEARER_TOKEN>` when that setting is set."""
+def scrape_allowed(authorization: str) -> bool:
+    """Whether a scrape with this Authorization header may read the metrics.
+
+    With METRICS_BEARER_TOKEN set it must be `Bearer <token>`. Without one the
+    metrics are open only under DEBUG or an explicit METRICS_PUBLIC=true
+    (settings refuse to start otherwise; this check holds even if they did).
+    """
     token = settings.METRICS_BEARER_TOKEN
-    if token and not hmac.compare_digest(
-        request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
-    ):
-        return HttpResponse("metrics need a bearer token\n", status=401, content_type="text/plain")
+    if not token:
+        return bool(settings.DEBUG or settings.METRICS_PUBLIC)
+    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
+
+
+UNAUTHORIZED = b"metrics need a bearer token\n"
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """GET /metrics: the Prometheus exposition, for scrapers allowed by `scrape_allowed`."""
+    if not scrape_allowed(request.headers.get("Authorization", "")):
+        response = HttpResponse(UNAUTHORIZED, status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -107,12 +107,41 @@ def _task_finished(task_id: str = "", **_: Any) -> None:
 
 
 def _serve_worker_metrics(**_: Any) -> None:
-    port = settings.WORKER_METRICS_PORT
-    if port:
-        from prometheus_client import start_http_server
+    if settings.WORKER_METRICS_PORT:
+        serve_worker_metrics(settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_ADDR)
 
-        start_http_server(port, registry=metrics.multiprocess_registry())
-        logger.info("serving this host's metrics on port %d", port)
+
+def serve_worker_metrics(port: int, addr: str) -> Any:
+    """Serve this host's merged metrics on addr:port in a daemon thread; the server.
+
+    prometheus_client's own server checks no credentials, so its WSGI app is
+    wrapped with the same bearer check as web's /metrics.
+    """
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    exposition = make_wsgi_app(metrics.multiprocess_registry())
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not metrics.scrape_allowed(environ.get("HTTP_AUTHORIZATION", "")):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')],
+            )
+            return [metrics.UNAUTHORIZED]
+        return exposition(environ, start_response)
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    logger.info("serving this host's metrics on %s:%d", addr, port)
+    return server
 
 
 # --- Web requests ----------------------------------------------------------------

@@ -88,6 +88,8 @@ MIDDLEWARE = [
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Inside CommonMiddleware: its APPEND_SLASH redirect still sees the 404.
+    "jobs.api_errors.ApiErrorPagesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -115,6 +117,10 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+# The embedded default (no DATABASE_URL): process_meeting may migrate it itself.
+DATABASE_EMBEDDED = not env_str("DATABASE_URL")
+if DATABASE_EMBEDDED:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 try:
     _db = dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=0)
 except Exception as exc:  # dj-database-url raises several types for bad URLs
@@ -397,10 +403,20 @@ LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "htt
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
-# When set, /metrics needs `Authorization: Bearer <token>`.
+# /metrics (and a worker's metrics port) need `Authorization: Bearer <token>`.
+# Outside DEBUG an empty token stops start-up, unless METRICS_PUBLIC=true says
+# on purpose that anyone who can reach the port may read the metrics.
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
-# A worker machine without a web process serves its metrics on this port (0: off).
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+if not DEBUG and not METRICS_BEARER_TOKEN and not METRICS_PUBLIC:
+    raise ImproperlyConfigured(
+        "METRICS_BEARER_TOKEN must be set when DEBUG is false "
+        "(or set METRICS_PUBLIC=true to serve /metrics without one)"
+    )
+# A worker machine without a web process serves its metrics on this port (0: off),
+# on loopback unless WORKER_METRICS_ADDR names another address.
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
 READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 2, minimum=0.1)
 # Audio is deleted this many days after its job finished; transcripts stay (0: keep forever).
 AUDIO_RETENTION_DAYS = env_int("AUDIO_RETENTION_DAYS", 30, minimum=0)

@@ -10,7 +10,7 @@ content words of the script in about 3 s on 2 cores; pocketsphinx 30% of
 them in 17 s.
 Vosk, moonshine and the other Whisper packages fetch their models at run time.
 
-Contract. `submit` converts the upload with ffmpeg, recognises it and returns
+Contract. `submit` decodes the upload in-process (audio.py), recognises it and returns
 the finished Transcript in the same call (it never returns an id), so `fetch`
 refuses with PermanentError("not_async"). Errors: PermanentError
 "unsupported_language" (the model is English only, so any other requested
