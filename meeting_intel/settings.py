@@ -239,7 +239,15 @@ CHANNEL_LAYERS = {
         # layer's blocking receive on idle websockets; and its async pool
         # raises instead of waiting at 100 connections (mass disconnects).
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}]
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": None,
+                    # A Redis that does not answer refuses sockets in 2 s, not minutes.
+                    "socket_connect_timeout": 2,
+                    "max_connections": 1000,
+                }
+            ]
         },
     }
 }
@@ -258,6 +266,9 @@ TRANSCRIPT_CALLBACKS = env_bool(
     not any(h in PUBLIC_BASE_URL for h in ("://localhost", "://127.", "://[::1]")),
 )
 VIEWER_TOKEN_MAX_AGE = env_int("VIEWER_TOKEN_MAX_AGE", 30 * 24 * 3600, minimum=60)
+# Every open websocket re-checks its grant (staff session, viewer-token
+# version) this often, besides closing at once on logout, demotion and revocation.
+STAFF_SOCKET_RECHECK_SECONDS = env_float("STAFF_SOCKET_RECHECK_SECONDS", 30, minimum=1)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3, minimum=1)
 
 ASSEMBLYAI_API_KEY = env_str("ASSEMBLYAI_API_KEY")
