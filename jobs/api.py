@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,7 +37,7 @@ from .serializers import (
     ReprocessSerializer,
 )
 from .services import cancel_job, reprocess_job, retry_job, submit_job
-from .uploads import JSONParser
+from .uploads import FormParser, JSONParser
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     idempotency.HEADER,

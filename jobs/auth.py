@@ -27,8 +27,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme.lower() != self.keyword.lower() or not key.strip():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
-        client = ApiClient.objects.filter(key_hash=ApiClient.hash_key(key.strip())).first()
-        if client is None or not client.is_active:
+        client = active_client(key)
+        if client is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return client, None
 
@@ -72,6 +72,55 @@ class ClientRateThrottle(throttling.SimpleRateThrottle):
         # The key's hash, not the row id: ids can be reused (SQLite, test
         # databases) while the cache keeps the old client's history.
         return self.cache_format % {"scope": self.scope, "ident": client.key_hash[:32]}
+
+
+def active_client(key: str) -> ApiClient | None:
+    """The unrevoked client holding `key`, or None."""
+    client = ApiClient.objects.filter(key_hash=ApiClient.hash_key(key.strip())).first()
+    return client if client is not None and client.is_active else None
+
+
+def _active_key(authorization: str) -> bool:
+    scheme, _, key = authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(key.strip()) and active_client(key) is not None
+
+
+def _staff_may_add_jobs(cookie_header: str) -> bool:
+    from http.cookies import SimpleCookie
+    from importlib import import_module
+
+    from django.contrib.auth import get_user_model
+
+    cookies = SimpleCookie()
+    try:
+        cookies.load(cookie_header)
+    except Exception:  # a malformed Cookie header is no session
+        return False
+    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
+    if morsel is None:
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(morsel.value)
+    user_id = session.get("_auth_user_id")
+    if user_id is None:
+        return False
+    user = get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).first()
+    return user is not None and user.has_perm("jobs.add_job")
+
+
+def may_upload(scope: Any) -> bool:
+    """Before an upload's body is read: does it carry an active API key (API) or a
+    staff session that may add jobs (admin)? A wrong answer here only means the
+    body is refused early; the view checks again."""
+    headers = {name: value.decode("latin-1") for name, value in scope.get("headers", [])}
+    if scope.get("path", "").startswith("/api/"):
+        return _active_key(headers.get(b"authorization", ""))
+    return _staff_may_add_jobs(headers.get(b"cookie", ""))
+
+
+async def upload_allowed(scope: Any) -> bool:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(may_upload, thread_sensitive=True)(scope)
 
 
 def client_of(request: Any) -> ApiClient:

@@ -234,6 +234,10 @@ TRANSCRIPT_CALLBACKS = env_bool(
 )
 VIEWER_TOKEN_MAX_AGE = env_int("VIEWER_TOKEN_MAX_AGE", 30 * 24 * 3600, minimum=60)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3, minimum=1)
+# Every body but an upload's (jobs/uploads.py): JSON, forms, multipart text fields.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024, minimum=1024)
+# The only routes whose multipart bodies may reach UPLOAD_MAX_BYTES.
+UPLOAD_PATHS = ("/api/v1/jobs/", "/admin/jobs/job/add/")
 
 ASSEMBLYAI_API_KEY = env_str("ASSEMBLYAI_API_KEY")
 ASSEMBLYAI_BASE_URL = env_url("ASSEMBLYAI_BASE_URL", "https://api.assemblyai.com")
@@ -316,7 +320,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "jobs.uploads.JSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "jobs.uploads.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "jobs.api_errors.exception_handler",
@@ -351,7 +355,7 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
