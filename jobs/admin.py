@@ -11,16 +11,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from jobs.api.serializers import audio_problem
+from jobs.errors import AudioMissing
+from jobs.models import ApiClient, Job, JobEvent
+from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.web.broadcast import broadcast_job
+from jobs.web.tokens import status_url
 from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
+from meeting_intel.lib.media import safe_filename
 from webhooks.admin import WebhookDeliveryInline
-
-from .broadcast import broadcast_job
-from .errors import AudioMissing
-from .media import safe_filename
-from .models import ApiClient, Job, JobEvent
-from .serializers import audio_problem
-from .services import cancel_job, reprocess_job, retry_job, submit_job
-from .tokens import status_url
 
 
 class JobEventInline(admin.TabularInline):

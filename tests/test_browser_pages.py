@@ -17,9 +17,9 @@ from django.db import connection
 from playwright.sync_api import Page, expect, sync_playwright
 
 from jobs.models import Job
-from jobs.pipeline import enqueue_next
-from jobs.services import submit_job
-from jobs.tokens import make_viewer_token
+from jobs.pipeline.runner import enqueue_next
+from jobs.state import submit_job
+from jobs.web.tokens import make_viewer_token
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO, wait_for_job
 from tests.fakes.script import CANNED

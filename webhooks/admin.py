@@ -23,10 +23,9 @@ from meeting_intel.lib.admin_permissions import (
     permission_label,
     refusal,
 )
-
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
-from .services import expire_secret, redeliver, rotate_secret, send_test_event
-from .signing import client_secrets
+from webhooks.actions import expire_secret, redeliver, rotate_secret, send_test_event
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
+from webhooks.signing import client_secrets
 
 
 class WebhookAttemptInline(admin.TabularInline):
