@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from jobs.auth import ClientRateThrottle
+from jobs.api.auth import ClientRateThrottle
 from tests.support.api_factories import api_for, make_job, new_client
 from tests.support.platform import free_port
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def _no_outage_left_over():
     """A test that saw Redis down must not leave later tests' throttle open."""
     yield
-    from jobs import auth
+    from jobs.api import auth
 
     auth._Outage.skip_until, auth._Outage.warned = 0.0, False
 
@@ -97,7 +97,7 @@ def test_with_redis_down_the_api_keeps_answering_and_says_so_in_the_log(settings
 
 
 def test_the_throttle_comes_back_when_redis_does(settings):
-    from jobs import auth
+    from jobs.api import auth
 
     assert auth.OUTAGE_SKIP_SECONDS <= 10  # the shipped window skipped below
 
