@@ -16,7 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,7 +35,7 @@ from jobs.budgets import budget_state
 from jobs.errors import AudioMissing
 from jobs.models import ApiClient, Job
 from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
-from meeting_intel.http.body_limits import JSONParser
+from meeting_intel.http.body_limits import FormParser, JSONParser
 from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses
 from meeting_intel.lib.media import MediaInfo, MediaProblem, inspect_upload, safe_filename
 from meeting_intel.lib.safe_http import UnsafeURL, check_url
