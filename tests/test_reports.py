@@ -145,9 +145,12 @@ def test_template_sections_are_in_both_reports_when_the_meeting_has_them(meeting
             "items": [{"text": "Le fournisseur est en retard", "source_start_ms": 65_000}],
         },
         "broken": "not a section",
+        "next": {"title": "Next steps", "items": [{"text": "Relancer", "source_start_ms": None}]},
+        "extra": {"title": "Extra", "items": []},
     }
+    meeting.section_order = ["risks", "next", "gone"]
     report = build_report(meeting)
-    assert [s.title for s in report.sections] == ["Risks"]
+    assert [s.title for s in report.sections] == ["Risks", "Next steps", "Extra"]
     document = _docx(render_docx(report))
     headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
     assert headings.index("Risks") == headings.index("Summary") + 1

@@ -72,11 +72,14 @@ class Report:
     degraded: list[str] = field(default_factory=list)
 
 
-def _sections(raw: Any) -> list[Section]:
+def _sections(raw: Any, order: Any) -> list[Section]:
+    """The sections in the template's order (`section_order`), then any others by key."""
     if not isinstance(raw, dict):
         return []
+    order = [key for key in order if key in raw] if isinstance(order, list) else []
     sections = []
-    for key, value in raw.items():
+    for key in [*order, *sorted(set(raw) - set(order))]:
+        value = raw[key]
         if not isinstance(value, dict):
             continue
         items = [
@@ -122,7 +125,9 @@ def build_report(meeting: Meeting) -> Report:
         duration=clock(duration_ms),
         speakers=speakers,
         summary=meeting.summary,
-        sections=_sections(getattr(meeting, "sections", None)),
+        sections=_sections(
+            getattr(meeting, "sections", None), getattr(meeting, "section_order", None)
+        ),
         action_items=[
             Item(
                 text=item.text,
