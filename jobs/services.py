@@ -239,7 +239,11 @@ def reprocess_job(job: Job, start: str) -> bool:
             return False
         if start == "analysis" and fresh.transcript_saved_at is None:
             return False
-        reset: dict[str, Any] = {"analysis_steps_done": [], "analysis_steps_failed": []}
+        reset: dict[str, Any] = {
+            "analysis_steps_done": [],
+            "analysis_steps_failed": [],
+            "search_index": "",
+        }
         if start == "transcription":
             reset.update(
                 transcript_external_id="",
