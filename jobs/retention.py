@@ -17,10 +17,9 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from jobs.models import Job, JobEvent
 from meetings.models import Meeting
 from meetings.search import passages
-
-from .models import Job, JobEvent
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from jobs.routing import websocket_urlpatterns  # noqa: E402
-from jobs.uploads import BodySizeLimit  # noqa: E402
+from jobs.web.routing import websocket_urlpatterns  # noqa: E402
+from meeting_intel.http.body_limits import BodySizeLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

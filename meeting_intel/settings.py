@@ -15,7 +15,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import (
+from meeting_intel.env import (
     env_bool,
     env_choice,
     env_float,
@@ -25,7 +25,7 @@ from .env import (
     env_str,
     env_url,
 )
-from .logging import logging_config
+from meeting_intel.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -73,17 +73,19 @@ INSTALLED_APPS = [
     "jobs",
     "meetings",
     "webhooks",
-    # Structured logging context and metrics for every process (meeting_intel/observability.py).
+    # Structured logging context and metrics for every process (meeting_intel/ops/wiring.py).
     "meeting_intel.apps.OpsConfig",
 ]
 
 MIDDLEWARE = [
-    # First, so every line a request logs carries its job (meeting_intel/observability.py).
-    "meeting_intel.observability.RequestContextMiddleware",
+    # First, so every line a request logs carries its job (meeting_intel/ops/wiring.py).
+    "meeting_intel.ops.wiring.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Inside CommonMiddleware: its APPEND_SLASH redirect still sees the 404.
+    "meeting_intel.http.errors.ApiErrorPagesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -111,6 +113,10 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+# The embedded default (no DATABASE_URL): process_meeting may migrate it itself.
+DATABASE_EMBEDDED = not env_str("DATABASE_URL")
+if DATABASE_EMBEDDED:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 try:
     _db = dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=0)
 except Exception as exc:  # dj-database-url raises several types for bad URLs
@@ -243,7 +249,7 @@ OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS = env_float(
 )
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60, minimum=1)
 
-# Global provider limits shared by all workers (jobs/ratelimit.py). The
+# Global provider limits shared by all workers (jobs/providers/limits.py). The
 # defaults sit at typical paid-tier quotas, well above a few hundred jobs.
 RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
 RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
@@ -312,17 +318,17 @@ CACHES = {
     }
 }
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.auth.ClientRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "jobs.uploads.JSONParser",
+        "meeting_intel.http.body_limits.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "jobs.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "meeting_intel.http.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -350,7 +356,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # The first handler refuses a body over UPLOAD_MAX_BYTES as it streams in;
 # the others keep small files in memory and stream large ones to disk.
 FILE_UPLOAD_HANDLERS = [
-    "jobs.uploads.UploadLimitHandler",
+    "meeting_intel.http.body_limits.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
@@ -374,17 +380,27 @@ LOGIN_URL = "/admin/login/"
 LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "text" if DEBUG else "json")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
-LOGGING = logging_config(
-    LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2")
-)
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
+    )
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2"))
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
-# When set, /metrics needs `Authorization: Bearer <token>`.
+# /metrics (and a worker's metrics port) need `Authorization: Bearer <token>`.
+# Outside DEBUG an empty token stops start-up, unless METRICS_PUBLIC=true says
+# on purpose that anyone who can reach the port may read the metrics.
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
-# A worker machine without a web process serves its metrics on this port (0: off).
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+if not DEBUG and not METRICS_BEARER_TOKEN and not METRICS_PUBLIC:
+    raise ImproperlyConfigured(
+        "METRICS_BEARER_TOKEN must be set when DEBUG is false "
+        "(or set METRICS_PUBLIC=true to serve /metrics without one)"
+    )
+# A worker machine without a web process serves its metrics on this port (0: off),
+# on loopback unless WORKER_METRICS_ADDR names another address.
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
 READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 2, minimum=0.1)
 # Audio is deleted this many days after its job finished; transcripts stay (0: keep forever).
 AUDIO_RETENTION_DAYS = env_int("AUDIO_RETENTION_DAYS", 30, minimum=0)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jobs.models import Job
-from jobs.uploads import BodySizeLimit
+from meeting_intel.http.body_limits import BodySizeLimit
 from tests.conftest import SAMPLE_AUDIO, wait_for_job
 from tests.fakes.base import FakeServer, Reply, Request, json_reply
 from tests.support.api_factories import wav_header

@@ -80,19 +80,28 @@ def test_hybrid_is_the_default_and_puts_a_hit_found_both_ways_first(cms):
     assert body["mode"] == "hybrid"
     top = body["results"][0]
     assert top["meeting_id"] == str(planning.id) and "<mark>budget</mark>" in top["highlight"]
-    assert [h["score"] for h in body["results"]] == sorted((h["score"] for h in body["results"]), reverse=True)
+    assert [h["score"] for h in body["results"]] == sorted(
+        (h["score"] for h in body["results"]), reverse=True
+    )
 
 
 def test_filters_by_meeting_speaker_and_dates(cms):
     api, planning, trip = cms
-    assert {h["meeting_id"] for h in search(api, q="the", mode="semantic", meeting_id=trip.id)["results"]} == {str(trip.id)}
+    assert {
+        h["meeting_id"]
+        for h in search(api, q="the", mode="semantic", meeting_id=trip.id)["results"]
+    } == {str(trip.id)}
     spoken = search(api, q="the", mode="keyword", speaker="bea")["results"]
     assert spoken and {h["speaker_name"] for h in spoken} == {"Bea"}
-    assert {h["speaker_name"] for h in search(api, q="the", mode="keyword", speaker="C")["results"]} == {"Carl"}
+    assert {
+        h["speaker_name"] for h in search(api, q="the", mode="keyword", speaker="C")["results"]
+    } == {"Carl"}
     today = timezone.now().date().isoformat()
     recent = search(api, q="meeting room hotel budget", mode="semantic", since=today)["results"]
     assert {h["meeting_id"] for h in recent} == {str(trip.id)}
-    older = search(api, q="budget", mode="keyword", until=(timezone.now() - timedelta(days=1)).isoformat())
+    older = search(
+        api, q="budget", mode="keyword", until=(timezone.now() - timedelta(days=1)).isoformat()
+    )
     assert {h["meeting_id"] for h in older["results"]} == {str(planning.id)}
 
 
@@ -101,7 +110,9 @@ def test_results_come_in_pages(cms):
     first = search(api, q="the", mode="keyword", page_size=2)
     assert first["count"] >= 4 and len(first["results"]) == 2 and first["previous"] is None
     second = api.get(first["next"]).json()
-    assert second["previous"] and not {h["text"] for h in second["results"]} & {h["text"] for h in first["results"]}
+    assert second["previous"] and not {h["text"] for h in second["results"]} & {
+        h["text"] for h in first["results"]
+    }
 
 
 @pytest.mark.parametrize(
@@ -130,5 +141,7 @@ def test_bad_input_gets_the_error_object(cms, params, field):
 
 def test_an_unknown_meeting_id_answers_404(cms):
     api, _, _ = cms
-    response = api.get("/api/v1/search/", {"q": "budget", "meeting_id": "00000000-0000-0000-0000-000000000001"})
+    response = api.get(
+        "/api/v1/search/", {"q": "budget", "meeting_id": "00000000-0000-0000-0000-000000000001"}
+    )
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"

@@ -25,7 +25,9 @@ TURNS = [
 def cms():
     client, key = new_client()
     meeting = make_meeting(
-        make_job(client, title="Product sync", status=Job.Status.COMPLETED), TURNS, names={"B": "Bea"}
+        make_job(client, title="Product sync", status=Job.Status.COMPLETED),
+        TURNS,
+        names={"B": "Bea"},
     )
     index(meeting)
     return api_for(key), meeting
@@ -66,7 +68,11 @@ def openai_answers(cms, provider_settings, fake_openai):
         prompt = request["messages"][-1]["content"]
         ids = re.findall(r"^\[(P\d+)\] .*June", prompt, flags=re.MULTILINE)
         # One real citation and one the model made up.
-        return {"answerable": True, "answer": "The launch moved to 9 June.", "passage_ids": [*ids, "P99"]}
+        return {
+            "answerable": True,
+            "answer": "The launch moved to 9 June.",
+            "passage_ids": [*ids, "P99"],
+        }
 
     fake_openai.responses["meeting_answer"] = answer
     return fake_openai
@@ -87,7 +93,9 @@ def test_the_model_answers_with_only_citations_of_retrieved_passages(cms, openai
 def test_an_unanswerable_model_reply_cites_nothing(cms, openai_answers):
     api, _ = cms
     openai_answers.responses["meeting_answer"] = {
-        "answerable": False, "answer": "The meetings do not say.", "passage_ids": ["P1"]
+        "answerable": False,
+        "answer": "The meetings do not say.",
+        "passage_ids": ["P1"],
     }
     body = ask(api, question="What is the boiling point of mercury?")
     assert body["answerable"] is False and body["citations"] == []

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from jobs.providers.local import embeddings
 
@@ -27,7 +26,9 @@ def test_the_offline_model_reproduces_the_published_similarities():
 def test_batches_and_padding_do_not_change_a_vector():
     model = embeddings.model()
     alone = model.embed(["Short."])
-    padded = model.embed(["Short.", "A much longer sentence " * 20] + ["x"] * (embeddings.BATCH + 1))
+    padded = model.embed(
+        ["Short.", "A much longer sentence " * 20] + ["x"] * (embeddings.BATCH + 1)
+    )
     np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
     assert model.embed([]).shape == (0, embeddings.DIMENSIONS)
 
@@ -45,9 +46,18 @@ def test_the_model_loads_from_the_installed_package_with_the_hub_offline(tmp_pat
         "assert 'site-packages' in str(d), d;"
         "print(e.MiniLM(d).embed(['hello']).shape)"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path),
+    }
     done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     assert done.returncode == 0, done.stderr

@@ -39,7 +39,9 @@ def scripted(provider_settings, fake_aai):
 
 def run_job() -> Job:
     with open(SAMPLE_AUDIO, "rb") as fh:
-        job = submit_job(Job(title="Planning", audio=ContentFile(fh.read(), "a.wav")), enqueue=False)
+        job = submit_job(
+            Job(title="Planning", audio=ContentFile(fh.read(), "a.wav")), enqueue=False
+        )
     return run_inline(job.id)
 
 

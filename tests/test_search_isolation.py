@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from jobs.models import Job
-from jobs.tokens import make_viewer_token
+from jobs.web.tokens import make_viewer_token
 from meetings.search.query import MODES
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 from tests.support.search import index
@@ -65,17 +65,23 @@ def test_a_speaker_filter_cannot_reach_across_clients(two_clients):
 
 def test_ask_never_cites_another_clients_meeting(two_clients):
     mine, theirs, own, foreign = two_clients
-    body = mine.post("/api/v1/ask/", {"question": "When does the Globex acquisition close?"}, format="json").json()
+    body = mine.post(
+        "/api/v1/ask/", {"question": "When does the Globex acquisition close?"}, format="json"
+    ).json()
     assert {c["meeting_id"] for c in body["citations"]} <= {str(own.id)}
     assert "Globex" not in str(body)
-    found = theirs.post("/api/v1/ask/", {"question": "When does the Globex acquisition close?"}, format="json").json()
+    found = theirs.post(
+        "/api/v1/ask/", {"question": "When does the Globex acquisition close?"}, format="json"
+    ).json()
     assert {c["meeting_id"] for c in found["citations"]} == {str(foreign.id)}
 
 
 def test_ask_about_another_clients_meeting_answers_404(two_clients):
     mine, _, own, foreign = two_clients
     response = mine.post(
-        "/api/v1/ask/", {"question": "price?", "meeting_ids": [str(own.id), str(foreign.id)]}, format="json"
+        "/api/v1/ask/",
+        {"question": "price?", "meeting_ids": [str(own.id), str(foreign.id)]},
+        format="json",
     )
     assert response.status_code == 404
     assert response.json()["error"]["details"] == {"meeting_ids": [str(foreign.id)]}
@@ -83,7 +89,10 @@ def test_ask_about_another_clients_meeting_answers_404(two_clients):
 
 def test_search_without_a_key_is_refused(two_clients):
     assert api_for(None).get("/api/v1/search/", {"q": "Globex"}).status_code == 401
-    assert api_for(None).post("/api/v1/ask/", {"question": "Globex?"}, format="json").status_code == 401
+    assert (
+        api_for(None).post("/api/v1/ask/", {"question": "Globex?"}, format="json").status_code
+        == 401
+    )
 
 
 def test_staff_search_every_meeting_in_admin(two_clients, client):
@@ -108,8 +117,13 @@ def test_the_admin_search_page_is_for_staff_only(two_clients, client):
 def test_a_viewer_token_searches_only_its_own_meeting(two_clients, client, mode):
     _, _, own, foreign = two_clients
     token = make_viewer_token(own.job)
-    body = client.get(f"/meetings/{own.id}/search/", {"q": "merger price", "mode": mode, "token": token}).json()
+    body = client.get(
+        f"/meetings/{own.id}/search/", {"q": "merger price", "mode": mode, "token": token}
+    ).json()
     assert body["results"] and {h["meeting_id"] for h in body["results"]} == {str(own.id)}
     # Its token opens nothing else, and no token opens nothing at all.
-    assert client.get(f"/meetings/{foreign.id}/search/", {"q": "Globex", "token": token}).status_code == 403
+    assert (
+        client.get(f"/meetings/{foreign.id}/search/", {"q": "Globex", "token": token}).status_code
+        == 403
+    )
     assert client.get(f"/meetings/{own.id}/search/", {"q": "merger"}).status_code == 403

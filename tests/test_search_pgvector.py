@@ -37,9 +37,13 @@ def test_pgvector_and_numpy_rank_passages_alike():
     client, _ = new_client()
     meeting = make_meeting(
         make_job(client, status=Job.Status.COMPLETED),
-        [("A", i * 1000, i * 1000 + 900, f"Topic {i}: " + w) for i, w in enumerate(
-            ["budget and spending", "travel to Lisbon", "hiring engineers", "the launch date"] * 40
-        )],
+        [
+            ("A", i * 1000, i * 1000 + 900, f"Topic {i}: " + w)
+            for i, w in enumerate(
+                ["budget and spending", "travel to Lisbon", "hiring engineers", "the launch date"]
+                * 40
+            )
+        ],
     )
     index(meeting)
     from jobs.providers.embedding import LocalEmbedder

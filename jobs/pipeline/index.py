@@ -14,11 +14,11 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from jobs.state import lock_for_write, touch, update_job
 
 from jobs.errors import Deferred, JobLost, TransientError
 from jobs.models import Job
 from jobs.providers.embedding import get_embedder
+from jobs.state import lock_for_write, touch, update_job
 from meetings.models import Meeting
 from meetings.search import passages
 

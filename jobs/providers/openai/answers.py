@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import openai
 from django.conf import settings
-from jobs.providers.openai.chat import repair_json
-from jobs.providers.openai.errors import translate
 from pydantic import ValidationError
 
 from jobs.errors import TransientError
 from jobs.pipeline import chunking
 from jobs.providers import limits
 from jobs.providers.answering import NOT_FOUND, Answer, AnswerOut, Source, clock
+from jobs.providers.openai.chat import repair_json
+from jobs.providers.openai.errors import translate
 
 EXPECTED_COMPLETION_TOKENS = 400
 SYSTEM = (

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import openai
 from django.conf import settings
-from jobs.providers.openai.errors import translate
 
 from jobs.errors import TransientError
 from jobs.pipeline import chunking
 from jobs.providers import limits
 from jobs.providers.embedding import Embedded
+from jobs.providers.openai.errors import translate
 
 BATCH = 256
 
