@@ -61,7 +61,8 @@ def test_keyword_search_ranks_and_highlights_the_matching_segment(cms):
 def test_keyword_highlights_escape_transcript_markup(cms):
     api, _, _ = cms
     hit = search(api, q="invoice", mode="keyword")["results"][0]
-    assert "<b>" not in hit["highlight"] and "&lt;b&gt;" in hit["highlight"]
+    # SQLite keeps the tag as escaped text, PostgreSQL's ts_headline drops it: never as markup.
+    assert "<b>" not in hit["highlight"]
     assert "<mark>invoice</mark>" in hit["highlight"] and "&amp;" in hit["highlight"]
     assert hit["text"] == "I will send the <b>invoice</b> to the supplier & finance."
 
@@ -91,11 +92,10 @@ def test_filters_by_meeting_speaker_and_dates(cms):
         h["meeting_id"]
         for h in search(api, q="the", mode="semantic", meeting_id=trip.id)["results"]
     } == {str(trip.id)}
-    spoken = search(api, q="the", mode="keyword", speaker="bea")["results"]
-    assert spoken and {h["speaker_name"] for h in spoken} == {"Bea"}
-    assert {
-        h["speaker_name"] for h in search(api, q="the", mode="keyword", speaker="C")["results"]
-    } == {"Carl"}
+    assert search(api, q="budget", mode="keyword", speaker="bea")["count"] == 1
+    assert search(api, q="budget", mode="keyword", speaker="Carl")["count"] == 0
+    by_label = search(api, q="invoice", mode="keyword", speaker="C")["results"]
+    assert by_label and {h["speaker_name"] for h in by_label} == {"Carl"}
     today = timezone.now().date().isoformat()
     recent = search(api, q="meeting room hotel budget", mode="semantic", since=today)["results"]
     assert {h["meeting_id"] for h in recent} == {str(trip.id)}
@@ -106,9 +106,12 @@ def test_filters_by_meeting_speaker_and_dates(cms):
 
 
 def test_results_come_in_pages(cms):
-    api, _, _ = cms
-    first = search(api, q="the", mode="keyword", page_size=2)
-    assert first["count"] >= 4 and len(first["results"]) == 2 and first["previous"] is None
+    api, planning, _ = cms
+    client = planning.job.client
+    turns = [("A", i * 1000, i * 1000 + 900, f"Roadmap item {i} for the roadmap.") for i in range(5)]
+    make_meeting(make_job(client, title="Roadmap", status=Job.Status.COMPLETED), turns)
+    first = search(api, q="roadmap", mode="keyword", page_size=2)
+    assert first["count"] == 5 and len(first["results"]) == 2 and first["previous"] is None
     second = api.get(first["next"]).json()
     assert second["previous"] and not {h["text"] for h in second["results"]} & {
         h["text"] for h in first["results"]

@@ -8,7 +8,7 @@ embedded here (jobs owns the providers) and handed to it as a vector.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -51,7 +51,7 @@ class MomentField(serializers.Field):
             )
         if moment is None:
             raise serializers.ValidationError("Use an ISO 8601 date (2025-01-06) or date-time.")
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.utc)
+        return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()

@@ -9,12 +9,12 @@ one meeting only.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from jobs.search import Links, embed_query, hit_data
@@ -45,13 +45,11 @@ class SearchForm(forms.Form):
     def filters(self) -> Filters:
         data = self.cleaned_data
 
-        def moment(day: Any, *, next_day: bool = False) -> Any:
+        def moment(day: date | None, *, next_day: bool = False) -> datetime | None:
             if not day:
                 return None
-            start = timezone.make_aware(
-                timezone.datetime.combine(day, timezone.datetime.min.time()), timezone.utc
-            )
-            return start + timezone.timedelta(days=1) if next_day else start
+            start = datetime.combine(day, time.min, tzinfo=UTC)
+            return start + timedelta(days=1) if next_day else start
 
         return Filters(
             meeting_ids=(str(data["meeting"]),) if data.get("meeting") else (),
