@@ -108,7 +108,9 @@ def test_filters_by_meeting_speaker_and_dates(cms):
 def test_results_come_in_pages(cms):
     api, planning, _ = cms
     client = planning.job.client
-    turns = [("A", i * 1000, i * 1000 + 900, f"Roadmap item {i} for the roadmap.") for i in range(5)]
+    turns = [
+        ("A", i * 1000, i * 1000 + 900, f"Roadmap item {i} for the roadmap.") for i in range(5)
+    ]
     make_meeting(make_job(client, title="Roadmap", status=Job.Status.COMPLETED), turns)
     first = search(api, q="roadmap", mode="keyword", page_size=2)
     assert first["count"] == 5 and len(first["results"]) == 2 and first["previous"] is None

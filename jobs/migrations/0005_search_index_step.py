@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0004_custom_permissions'),
+        ("jobs", "0004_custom_permissions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='embedding_tokens',
+            model_name="job",
+            name="embedding_tokens",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='job',
-            name='search_index',
+            model_name="job",
+            name="search_index",
             field=models.CharField(blank=True, max_length=8),
         ),
     ]
