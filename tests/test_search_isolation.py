@@ -105,6 +105,12 @@ def test_staff_search_every_meeting_in_admin(two_clients, client):
     assert f"/meetings/{own.id}/" in html and f"/meetings/{foreign.id}/" in html
 
 
+def test_staff_without_the_view_meeting_permission_are_refused(two_clients, client):
+    client.force_login(User.objects.create_user("helper", password="pw", is_staff=True))
+    page = client.get("/admin/search/", {"q": "merger"})
+    assert page.status_code == 403 and b"Globex" not in page.content
+
+
 def test_the_admin_search_page_is_for_staff_only(two_clients, client):
     response = client.get("/admin/search/", {"q": "merger"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]

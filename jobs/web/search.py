@@ -1,7 +1,7 @@
 """Search for people: the staff search page in admin, and a meeting's own search.
 
-``/admin/search/`` (wrapped in ``admin.site.admin_view`` in the URLconf)
-searches every meeting; each hit links to the results page at its moment.
+``/admin/search/`` (wrapped in ``admin.site.admin_view`` in the URLconf, and
+needing the permission to view meetings) searches every meeting; each hit links to the results page at its moment.
 ``/meetings/{id}/search/`` answers the results page's "search by meaning"
 as JSON, for staff or the holder of that meeting's viewer token, over that
 one meeting only.
@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_safe
 from jobs.search import Links, embed_query, hit_data
 from jobs.web.views import viewable_job
 from meeting_intel.http.errors import ApiError, error_body
+from meeting_intel.lib.admin_permissions import permission_label, refusal
 from meetings.models import Meeting
 from meetings.search import hybrid
 from meetings.search.query import MAX_QUERY_CHARS, MODES, Filters
@@ -60,6 +62,10 @@ class SearchForm(forms.Form):
 
 
 def staff_search(request: HttpRequest) -> HttpResponse:
+    """Every meeting's transcripts, for staff who may view meetings (``meetings.view_meeting``)."""
+    if not request.user.has_perm("meetings.view_meeting"):
+        label = permission_label("meetings", "view_meeting")
+        raise PermissionDenied(refusal(label, "search meetings"))
     form = SearchForm(request.GET or None)
     context: dict[str, Any] = {"form": form, "hits": None, "title": "Search meetings"}
     if form.is_valid():
