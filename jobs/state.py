@@ -6,6 +6,7 @@ subscribers only after the transaction commits.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,10 @@ from django.utils import timezone
 from jobs.errors import AudioMissing, JobLost
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.usage import live_usage
 from jobs.web.broadcast import broadcast_job
+
+logger = logging.getLogger(__name__)
 
 Status = Job.Status
 Stage = Job.Stage
@@ -63,6 +67,9 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(job, name, value)
+    if fields.get("status") in Job.TERMINAL:
+        # The bill of an ended job is priced once, from its final counters.
+        fields["usage"] = job.usage = live_usage(job)
     with transaction.atomic():
         Job.objects.filter(id=job.id).update(**fields)
         _event(job, message or f"{job.status}/{job.stage}")
@@ -98,9 +105,30 @@ def submit_job(job: Job, *, enqueue: bool = True) -> Job:
 
 
 def _enqueue_after_commit(job_id: object) -> None:
+    transaction.on_commit(lambda: enqueue_or_leave_to_sweeper(job_id))
+
+
+def enqueue_or_leave_to_sweeper(job_id: object) -> None:
+    """Enqueue the job's next step; with the broker down, leave it to the sweeper.
+
+    The job is committed (pending, or restarted) before this runs, so a broker
+    outage must not turn an accepted request into a 500: the job is marked as
+    owed an enqueue (`next_attempt_at`, which a pending job otherwise lacks),
+    and the sweeper's next run after the broker is back enqueues it.
+    """
+    from kombu.exceptions import OperationalError
+
     from jobs.pipeline.runner import enqueue_next
 
-    transaction.on_commit(lambda: enqueue_next(job_id))
+    try:
+        enqueue_next(job_id)
+    except (OperationalError, ConnectionError, TimeoutError, OSError):
+        Job.objects.filter(id=job_id, status=Status.PENDING).update(next_attempt_at=timezone.now())
+        logger.warning(
+            "broker unreachable: job %s is saved and the sweeper will enqueue it",
+            job_id,
+            exc_info=True,
+        )
 
 
 def lease_seconds() -> int:

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from jobs.api import search as search_api
 from jobs.api import views as job_api
 from jobs.web import search as search_pages
+from jobs.web import usage_page
 from jobs.web import views as job_views
 from meeting_intel.ops import dashboard, health, metrics
 from meetings import api as meeting_api
@@ -46,6 +47,16 @@ api_v1 = [
         meeting_api.TranscriptExport.as_view(),
         name="api-meeting-transcript",
     ),
+    path(
+        "api/v1/meetings/<uuid:pk>/report.<str:fmt>",
+        meeting_api.ReportExport.as_view(),
+        name="api-meeting-report",
+    ),
+    path(
+        "api/v1/meetings/<uuid:pk>/action-items.ics",
+        meeting_api.ActionItemsCalendar.as_view(),
+        name="api-meeting-action-items",
+    ),
 ]
 
 urlpatterns = [
@@ -61,6 +72,16 @@ urlpatterns = [
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
         meeting_exports.transcript_download,
         name="meeting-transcript",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/report.<str:fmt>",
+        meeting_exports.report_download,
+        name="meeting-report",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/action-items.ics",
+        meeting_exports.calendar_download,
+        name="meeting-action-items",
     ),
     path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),
     path("jobs/<uuid:job_id>/reprocess/", job_views.job_reprocess, name="job-reprocess"),
@@ -80,6 +101,11 @@ urlpatterns = [
         name="staff-dashboard-live",
     ),
     path("admin/search/", admin.site.admin_view(search_pages.staff_search), name="staff-search"),
+    path(
+        "admin/usage/<int:client_id>/",
+        admin.site.admin_view(usage_page.usage_page),
+        name="staff-usage",
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -274,6 +274,8 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
             transcript_saved_at=timezone.now(),
             transcription_provider=provider,
             audio_duration_seconds=transcript.duration_seconds,
+            transcribed_seconds=job.transcribed_seconds
+            + (transcript.duration_seconds or job.audio_duration_seconds or 0),
             analysis_steps_done=[],
             analysis_steps_failed=[],
             analysis_partials={},

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0004_custom_permissions"),
+        ("jobs", "0005_usage_and_budgets"),
     ]
 
     operations = [
