@@ -14,8 +14,8 @@ from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 
 from jobs.web.tokens import make_viewer_token
-from meetings.reports.content import build_report
-from meetings.reports.docx_report import ACTION_ITEM_COLUMNS, render_docx
+from meetings.reports.content import ACTION_ITEM_COLUMNS, build_report
+from meetings.reports.docx_report import render_docx
 from meetings.reports.pdf_report import FONTS
 from meetings.serializers import with_results
 from tests.support.api_factories import (
@@ -114,7 +114,8 @@ def test_the_pdf_report_extracts_with_accents_cjk_and_emoji_drawn_from_embedded_
         "Revue trimestrielle — 季度回顾",
         "Zoë Müller",
         CJK_NAME,
-        "Envoyer le compte rendu (owner: 王小明, due: 2026-12-11) [0:00:30]",
+        "Action item Owner Due Time",
+        "Envoyer le compte rendu 王小明 2026-12-11 0:00:30",
         "我们下周发布。 Let's ship 🚀",
         "Ship on Monday",
         "Transcript",
@@ -204,3 +205,15 @@ def test_a_three_hour_meeting_reports_every_turn(cms):
             reader = PdfReader(io.BytesIO(response.content))
             last = reader.pages[-1].extract_text()
             assert "turn 1799 about" in last and len(reader.pages) > 30
+
+
+def test_admin_offers_the_downloads_on_the_meeting_page(meeting, client):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    page = client.get(f"/admin/meetings/meeting/{meeting.id}/change/").content.decode()
+    for url in (
+        f"/meetings/{meeting.id}/report.pdf",
+        f"/meetings/{meeting.id}/report.docx",
+        f"/meetings/{meeting.id}/action-items.ics",
+    ):
+        assert f'href="{url}"' in page
+        assert client.get(url).status_code == 200

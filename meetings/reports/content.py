@@ -19,6 +19,8 @@ from typing import Any
 
 from meetings.models import Meeting
 
+ACTION_ITEM_COLUMNS = ("Action item", "Owner", "Due", "Time")
+
 
 def clock(ms: int | None) -> str:
     """1234567 ms → "0:20:34"; blank for no time."""

@@ -13,9 +13,7 @@ from docx import Document
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
-from meetings.reports.content import Item, Report
-
-ACTION_ITEM_COLUMNS = ("Action item", "Owner", "Due", "Time")
+from meetings.reports.content import ACTION_ITEM_COLUMNS, Item, Report
 
 
 def _bullets(document: Document, items: list[Item]) -> None:

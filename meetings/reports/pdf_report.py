@@ -21,7 +21,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from meetings.reports.content import Item, Report
+from meetings.reports.content import ACTION_ITEM_COLUMNS, Item, Report
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 BODY = "dejavu"
@@ -166,9 +166,21 @@ def render_pdf(report: Report) -> bytes:
             pdf.line_of_text(_item_line(item))
 
     pdf.heading("Action items")
-    for item in report.action_items or []:
-        pdf.line_of_text(_item_line(item))
-    if not report.action_items:
+    if report.action_items:
+        with pdf.table(
+            col_widths=(95, 40, 25, 20),
+            text_align="LEFT",
+            line_height=5,
+            first_row_as_headings=True,
+        ) as table:
+            for values in (
+                ACTION_ITEM_COLUMNS,
+                *((item.text, item.owner, item.due, item.at) for item in report.action_items),
+            ):
+                row = table.row()
+                for value in values:
+                    row.cell(value)
+    else:
         pdf.line_of_text("None.")
 
     pdf.heading("Decisions")
