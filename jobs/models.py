@@ -139,6 +139,9 @@ class Job(models.Model):
     # Per-chunk answers of long transcripts: {step: {chunk index: answer}}.
     analysis_partials = models.JSONField(default=dict, blank=True)
     results_saved_at = models.DateTimeField(null=True, blank=True)
+    # The search index step (jobs/pipeline/index.py): "" still to do, "done",
+    # or "failed" (the meeting lists `search_index` under degraded).
+    search_index = models.CharField(max_length=8, blank=True)
 
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
@@ -147,6 +150,7 @@ class Job(models.Model):
     transcribed_seconds = models.FloatField(default=0)
     # SPEC's usage, priced when the job ends (jobs/usage.py); {} before.
     usage = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    embedding_tokens = models.PositiveIntegerField(default=0)
 
     viewer_token_version = models.PositiveIntegerField(default=1)
 

@@ -271,7 +271,11 @@ def reprocess_job(job: Job, start: str) -> bool:
             return False
         if start == "transcription" and not has_audio(fresh):
             raise AudioMissing(str(fresh.id))
-        reset: dict[str, Any] = {"analysis_steps_done": [], "analysis_steps_failed": []}
+        reset: dict[str, Any] = {
+            "analysis_steps_done": [],
+            "analysis_steps_failed": [],
+            "search_index": "",
+        }
         if start == "transcription":
             reset.update(
                 transcript_external_id="",

@@ -226,6 +226,7 @@ WORKER_QUEUES = ("celery", "transcription", "analysis", "webhooks", "maintenance
 CELERY_TASK_ROUTES = {
     "jobs.transcribe": {"queue": "transcription"},
     "jobs.poll_transcript": {"queue": "transcription"},
+    "jobs.index": {"queue": "analysis"},
     "jobs.analyze": {"queue": "analysis"},
     "jobs.finalize": {"queue": "analysis"},
     "webhooks.*": {"queue": "webhooks"},
@@ -296,6 +297,14 @@ RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1
 RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
 OPENAI_REQUESTS_PER_MINUTE = env_int("OPENAI_REQUESTS_PER_MINUTE", 3000, minimum=1)
 OPENAI_TOKENS_PER_MINUTE = env_int("OPENAI_TOKENS_PER_MINUTE", 2_000_000, minimum=1)
+# Search embeddings (README "Search"); OpenAI limits each model on its own.
+OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+OPENAI_EMBEDDING_REQUESTS_PER_MINUTE = env_int(
+    "OPENAI_EMBEDDING_REQUESTS_PER_MINUTE", 3000, minimum=1
+)
+OPENAI_EMBEDDING_TOKENS_PER_MINUTE = env_int(
+    "OPENAI_EMBEDDING_TOKENS_PER_MINUTE", 1_000_000, minimum=1
+)
 ASSEMBLYAI_MAX_CONCURRENT = env_int("ASSEMBLYAI_MAX_CONCURRENT", 500, minimum=1)
 # Analysis splits long transcripts into chunks of about this many tokens.
 ANALYSIS_CHUNK_TOKENS = env_int("ANALYSIS_CHUNK_TOKENS", 6000, minimum=200)

@@ -4,7 +4,9 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api import search as search_api
 from jobs.api import views as job_api
+from jobs.web import search as search_pages
 from jobs.web import usage_page
 from jobs.web import views as job_views
 from meeting_intel.ops import dashboard, health, metrics
@@ -32,6 +34,8 @@ api_v1 = [
     path(
         "api/v1/jobs/<uuid:pk>/reprocess/", job_api.JobReprocess.as_view(), name="api-job-reprocess"
     ),
+    path("api/v1/search/", search_api.Search.as_view(), name="api-search"),
+    path("api/v1/ask/", search_api.Ask.as_view(), name="api-ask"),
     path("api/v1/meetings/<uuid:pk>/", meeting_api.MeetingDetail.as_view(), name="api-meeting"),
     path(
         "api/v1/meetings/<uuid:pk>/speakers/<str:label>/",
@@ -63,6 +67,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/state/", job_views.job_state, name="job-state"),
     path("meetings/<uuid:meeting_id>/", meeting_views.meeting_page, name="meeting-page"),
     path("meetings/<uuid:meeting_id>/audio", meeting_views.meeting_audio, name="meeting-audio"),
+    path("meetings/<uuid:meeting_id>/search/", search_pages.meeting_search, name="meeting-search"),
     path(
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
         meeting_exports.transcript_download,
@@ -95,6 +100,7 @@ urlpatterns = [
         admin.site.admin_view(dashboard.dashboard_live),
         name="staff-dashboard-live",
     ),
+    path("admin/search/", admin.site.admin_view(search_pages.staff_search), name="staff-search"),
     path(
         "admin/usage/<int:client_id>/",
         admin.site.admin_view(usage_page.usage_page),

@@ -59,6 +59,8 @@ _CODES = {
     422: "unprocessable",
     429: "rate_limited",
     500: "internal_error",
+    502: "provider_error",
+    503: "provider_unavailable",
 }
 
 
@@ -224,6 +226,8 @@ _DESCRIPTIONS = {
     422: "Well-formed but unacceptable: an empty, truncated or undecodable file, an unsafe "
     "URL, or an Idempotency-Key reused with a different request.",
     429: "Too many requests for this client; see the Retry-After header (seconds).",
+    502: "The embedding or language model provider refused the request.",
+    503: "The embedding or language model provider is unavailable; see Retry-After (seconds).",
 }
 
 
