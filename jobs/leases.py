@@ -51,7 +51,7 @@ class _Renewer:
                 self._held.pop(holder, None)
 
     def _run(self) -> None:
-        from .models import Job
+        from jobs.models import Job
 
         pid = os.getpid()
         while os.getpid() == pid:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.conf import settings
 
-from . import pipeline, sweeper
-from .errors import INFRASTRUCTURE_ERRORS
+from jobs.errors import INFRASTRUCTURE_ERRORS
+from jobs.pipeline import runner as pipeline
+from jobs.pipeline import sweeper
 
 # An outage is retried for as long as it lasts (about an hour at the longest
 # backoff) with countdowns that stay well inside the visibility timeout; it
@@ -46,6 +47,11 @@ def poll_transcript(self: Task, job_id: str, seq: int | None = None) -> None:
     _run(self, job_id, pipeline.POLL, seq)
 
 
+@shared_task(name="jobs.index", **STEP_OPTIONS)
+def index(self: Task, job_id: str, seq: int | None = None) -> None:
+    _run(self, job_id, pipeline.INDEX, seq)
+
+
 @shared_task(name="jobs.analyze", **STEP_OPTIONS)
 def analyze(self: Task, job_id: str, seq: int | None = None) -> None:
     _run(self, job_id, pipeline.ANALYZE, seq)
@@ -64,6 +70,7 @@ def sweep() -> dict[str, int]:
 STEP_TASKS = {
     pipeline.TRANSCRIBE: transcribe,
     pipeline.POLL: poll_transcript,
+    pipeline.INDEX: index,
     pipeline.ANALYZE: analyze,
     pipeline.FINALIZE: finalize,
 }

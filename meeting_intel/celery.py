@@ -20,15 +20,19 @@ def _keep_database_connections(**_: object) -> None:
 
     Celery's Django fixup closes every connection around every task unless
     CELERY_DB_REUSE_MAX is set (it is: it then recycles them every so many
-    tasks); here connections live WORKER_DB_CONN_MAX_AGE seconds, and
+    tasks); here unpooled connections live WORKER_DB_CONN_MAX_AGE seconds
+    (pooled ones are the pool's), and
     `_drop_broken_connections` closes one that broke (an outage) before the
     next task uses it. Web processes keep Django's per-request connections.
     """
     from django.conf import settings
     from django.db import connections
 
-    for alias in connections.settings:
-        connections.settings[alias]["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
+    for options in connections.settings.values():
+        # A pooled connection (PostgreSQL, DATABASE_POOL_MAX_SIZE) goes back to
+        # its pool when closed: nothing to keep, and Django refuses both at once.
+        if "pool" not in (options.get("OPTIONS") or {}):
+            options["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
 
 
 @signals.task_prerun.connect

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from jobs import api as job_api
-from jobs import dashboard
-from jobs import views as job_views
-from meeting_intel import health, metrics
+from jobs.api import search as search_api
+from jobs.api import views as job_api
+from jobs.web import search as search_pages
+from jobs.web import usage_page
+from jobs.web import views as job_views
+from meeting_intel.ops import dashboard, health, metrics
 from meetings import api as meeting_api
 from meetings import exports as meeting_exports
 from meetings import views as meeting_views
@@ -17,7 +19,11 @@ api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
     path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
-    path("api/v1/jobs/<uuid:pk>/webhooks/", webhook_api.JobWebhooks.as_view(), name="api-job-webhooks"),
+    path(
+        "api/v1/jobs/<uuid:pk>/webhooks/",
+        webhook_api.JobWebhooks.as_view(),
+        name="api-job-webhooks",
+    ),
     path(
         "api/v1/jobs/<uuid:pk>/webhooks/redeliver/",
         webhook_api.JobWebhooksRedeliver.as_view(),
@@ -28,6 +34,8 @@ api_v1 = [
     path(
         "api/v1/jobs/<uuid:pk>/reprocess/", job_api.JobReprocess.as_view(), name="api-job-reprocess"
     ),
+    path("api/v1/search/", search_api.Search.as_view(), name="api-search"),
+    path("api/v1/ask/", search_api.Ask.as_view(), name="api-ask"),
     path("api/v1/meetings/<uuid:pk>/", meeting_api.MeetingDetail.as_view(), name="api-meeting"),
     path(
         "api/v1/meetings/<uuid:pk>/speakers/<str:label>/",
@@ -39,6 +47,16 @@ api_v1 = [
         meeting_api.TranscriptExport.as_view(),
         name="api-meeting-transcript",
     ),
+    path(
+        "api/v1/meetings/<uuid:pk>/report.<str:fmt>",
+        meeting_api.ReportExport.as_view(),
+        name="api-meeting-report",
+    ),
+    path(
+        "api/v1/meetings/<uuid:pk>/action-items.ics",
+        meeting_api.ActionItemsCalendar.as_view(),
+        name="api-meeting-action-items",
+    ),
 ]
 
 urlpatterns = [
@@ -49,10 +67,21 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/state/", job_views.job_state, name="job-state"),
     path("meetings/<uuid:meeting_id>/", meeting_views.meeting_page, name="meeting-page"),
     path("meetings/<uuid:meeting_id>/audio", meeting_views.meeting_audio, name="meeting-audio"),
+    path("meetings/<uuid:meeting_id>/search/", search_pages.meeting_search, name="meeting-search"),
     path(
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
         meeting_exports.transcript_download,
         name="meeting-transcript",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/report.<str:fmt>",
+        meeting_exports.report_download,
+        name="meeting-report",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/action-items.ics",
+        meeting_exports.calendar_download,
+        name="meeting-action-items",
     ),
     path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),
     path("jobs/<uuid:job_id>/reprocess/", job_views.job_reprocess, name="job-reprocess"),
@@ -71,9 +100,15 @@ urlpatterns = [
         admin.site.admin_view(dashboard.dashboard_live),
         name="staff-dashboard-live",
     ),
+    path("admin/search/", admin.site.admin_view(search_pages.staff_search), name="staff-search"),
+    path(
+        "admin/usage/<int:client_id>/",
+        admin.site.admin_view(usage_page.usage_page),
+        name="staff-usage",
+    ),
     path("admin/", admin.site.urls),
 ]
 
 # JSON error objects for unknown URLs and crashes under /api/; the usual pages elsewhere.
-handler404 = "jobs.api_errors.not_found"
-handler500 = "jobs.api_errors.server_error"
+handler404 = "meeting_intel.http.errors.not_found"
+handler500 = "meeting_intel.http.errors.server_error"

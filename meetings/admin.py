@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html_join
 
-from .models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 
 
 class SpeakerInline(admin.TabularInline):
@@ -40,5 +42,25 @@ class MeetingAdmin(admin.ModelAdmin):
     list_display = ["__str__", "language", "duration_seconds", "degraded", "created_at"]
     search_fields = ["title", "summary", "job__external_id"]
     list_filter = ["language", "transcription_provider", "analysis_provider"]
-    readonly_fields = ["job", "transcription_provider", "analysis_provider", "created_at", "degraded"]
+    readonly_fields = [
+        "job",
+        "transcription_provider",
+        "analysis_provider",
+        "created_at",
+        "degraded",
+        "downloads",
+    ]
     inlines = [SpeakerInline, ActionItemInline, DecisionInline, SegmentInline]
+
+    @admin.display(description="Downloads")
+    def downloads(self, obj: Meeting) -> str:
+        """The report and calendar downloads; a staff session needs no viewer token."""
+        if obj.pk is None:
+            return "—"
+        links = [
+            (reverse("meeting-report", args=[obj.pk, "pdf"]), "Report (PDF)"),
+            (reverse("meeting-report", args=[obj.pk, "docx"]), "Report (Word)"),
+            (reverse("meeting-action-items", args=[obj.pk]), "Action items (.ics)"),
+            (reverse("meeting-page", args=[obj.pk]), "Results page"),
+        ]
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)

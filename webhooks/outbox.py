@@ -11,12 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.tokens import results_url
+from jobs.usage import job_usage
+from jobs.web.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
-
-from .models import WebhookDelivery
-from .sender import gone_endpoint, gone_note
+from webhooks.models import WebhookDelivery
+from webhooks.sender import gone_endpoint, gone_note
 
 
 def event_body(job: Job, event_type: str) -> str:
@@ -30,6 +30,7 @@ def event_body(job: Job, event_type: str) -> str:
             "external_id": job.external_id,
             "error": job.error if event_type == "job.failed" else None,
             "results_url": results_url(job, meeting_id),
+            "usage": job_usage(job),
             "meeting": meeting_data(meeting_id) if meeting_id else None,
         },
     }
@@ -69,6 +70,6 @@ def record_job_event(job: Job, event_type: str) -> WebhookDelivery | None:
 
 
 def _enqueue(delivery_id: int, countdown: float) -> None:
-    from .tasks import deliver
+    from webhooks.tasks import deliver
 
     deliver.apply_async(args=[delivery_id], countdown=countdown or None)

@@ -1,0 +1,355 @@
+"""The pipeline as checkpointed steps.
+
+A job's next step is derived from its saved checkpoints, never from the
+message that woke the worker, so a retry, a redelivery, a sweep or a
+reprocess all resume at the first step without a saved result:
+
+    transcribe → poll (while the provider works) → index → analyze → finalize
+
+Each step runs under the job's lease (see ``services.claim``), writes its
+checkpoint, and returns how long to wait before the next step. No step waits
+on a provider: a transcription in progress is checked by short poll tasks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import leases
+from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
+from jobs.models import Job
+from jobs.pipeline import download as downloads
+from jobs.pipeline import index as search_index
+from jobs.pipeline.analyze import analyze
+from jobs.providers import get_transcriber
+from jobs.providers import limits as ratelimit
+from jobs.providers.analysis_steps import pending_analysis
+from jobs.providers.base import AudioSource, Transcript, guarded
+from jobs.state import (
+    TRANSCRIPTION_SLOTS,
+    claim,
+    fail_job,
+    fence,
+    lease_holder,
+    lock_for_write,
+    release,
+    touch,
+    update_job,
+)
+from meetings import results as meeting_services
+from meetings.models import Meeting
+
+logger = logging.getLogger(__name__)
+
+Status, Stage = Job.Status, Job.Stage
+
+TRANSCRIBE, POLL, INDEX, ANALYZE, FINALIZE = "transcribe", "poll", "index", "analyze", "finalize"
+
+
+def next_step(job: Job) -> str | None:
+    if job.status in Job.TERMINAL:
+        return None
+    if job.transcript_saved_at is None:
+        return POLL if job.transcript_external_id else TRANSCRIBE
+    if not job.search_index:
+        return INDEX
+    if pending_analysis(job):
+        return ANALYZE
+    return FINALIZE
+
+
+def backoff_seconds(retry: int) -> float:
+    """base·2^retry with equal jitter, so retries of many jobs spread out."""
+    delay = settings.JOB_RETRY_BASE_SECONDS * (2**retry)
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def poll_delay(polls: int) -> float:
+    return min(
+        settings.TRANSCRIPT_POLL_SECONDS * (1.5 ** min(polls, 20)),
+        settings.TRANSCRIPT_POLL_MAX_SECONDS,
+    )
+
+
+def callback_token(job: Job) -> str:
+    """The secret AssemblyAI sends back with its completion callback for this job."""
+    return hmac.new(
+        settings.SECRET_KEY.encode(), f"assemblyai-callback:{job.id}".encode(), "sha256"
+    ).hexdigest()
+
+
+CALLBACK_HEADER = "X-Meeting-Intel-Callback"
+SLOT_TTL_SECONDS = 6 * 3600
+
+
+# --- Running a step -----------------------------------------------------------
+
+
+def run_step(
+    job_id: object, step: str, task_id: str, seq: int | None = None, celery_retries: int = 0
+) -> float | None:
+    """Run `step` for the job if it is still the job's next step.
+
+    Returns the delay before the job's next step, or None when there is
+    nothing to schedule (stale message, lost claim, terminal job).
+
+    Database, broker and Redis outages (INFRASTRUCTURE_ERRORS) are not the
+    job's fault: they propagate to the task, which Celery retries with
+    backoff, without using up JOB_MAX_RETRIES or counting as a redelivery
+    (`celery_retries` is part of the lease token).
+    """
+    job = Job.objects.filter(id=job_id).first()
+    if job is None or next_step(job) != step:
+        return None
+    if step == POLL and seq is not None and seq != job.transcript_polls:
+        return None  # an older poll chain; the current one carries on
+    if job.next_attempt_at and job.next_attempt_at > timezone.now():
+        return (job.next_attempt_at - timezone.now()).total_seconds()
+    holder = lease_holder(task_id, celery_retries)
+    if claim(job, holder) is None:
+        return None
+    leases.hold(holder)
+    try:
+        return _run_claimed(job, step, holder)
+    finally:
+        leases.drop(holder)
+
+
+def _run_claimed(job: Job, step: str, holder: str) -> float | None:
+    job_id = job.id
+    delay: float | None = None
+    lost = False
+    try:
+        delay = STEP_FUNCTIONS[step](job, holder)
+        if job.step_retries:
+            Job.objects.filter(id=job.id).update(step_retries=0)
+    except Deferred as exc:
+        delay = max(exc.seconds, 0.05)
+        try:
+            touch(job, exc.reason, holder=holder)
+        except JobLost:
+            delay, lost = None, True
+    except TransientError as exc:
+        delay = schedule_retry(job, holder, exc)
+    except PermanentError as exc:
+        fail_job(job, exc.code, exc.message)
+    except JobLost:
+        lost = True
+        logger.info("job %s changed under step %s; leaving it", job_id, step)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        # A bug or an unexpected vendor error: retry like a transient error so
+        # a blip heals, and fail visibly once retries run out.
+        logger.exception("step %s of job %s crashed", step, job_id)
+        delay = schedule_retry(
+            job, holder, TransientError("internal_error", f"{type(exc).__name__}: {exc}")
+        )
+    release(job, holder, delay, set_due=not lost)
+    if lost and Job.objects.filter(id=job.id, status=Status.PENDING).exists():
+        # Retried or reprocessed while this step ran: the new attempt's
+        # message found the lease taken and was dropped; hand over now.
+        return 0
+    return delay
+
+
+def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
+    with transaction.atomic():
+        try:
+            job = lock_for_write(job, task_id)
+        except JobLost:
+            return None
+        if job.step_retries >= settings.JOB_MAX_RETRIES:
+            fail_job(
+                job, exc.code, f"{exc.message} (gave up after {job.step_retries + 1} attempts)"
+            )
+            return None
+        delay = backoff_seconds(job.step_retries)
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        update_job(
+            job,
+            f"Retrying in {delay:.0f}s: {exc.message}",
+            status=Status.RETRYING,
+            step_retries=job.step_retries + 1,
+            attempts=job.attempts + 1,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        )
+    return delay
+
+
+def enqueue_next(job_id: object, delay: float | None = None) -> None:
+    """Queue the job's next step as a Celery task (after `delay` seconds)."""
+    from jobs.tasks import STEP_TASKS
+
+    job = Job.objects.filter(id=job_id).first()
+    step = next_step(job) if job else None
+    if step is None:
+        return
+    countdown = min(delay or 0, settings.MAX_COUNTDOWN_SECONDS)
+    STEP_TASKS[step].apply_async(
+        args=[str(job_id)],
+        kwargs={"seq": job.transcript_polls} if step == POLL else {},
+        countdown=countdown or None,
+    )
+
+
+def run_inline(job_id: object, on_change: Callable[[Job], None] | None = None) -> Job:
+    """Run every step in this process until the job is terminal (the CLI's path)."""
+    task_id = f"inline-{job_id}"
+    while True:
+        job = Job.objects.get(id=job_id)
+        if on_change:
+            on_change(job)
+        step = next_step(job)
+        if step is None:
+            return job
+        delay = run_step(job_id, step, task_id, seq=job.transcript_polls)
+        if delay:
+            time.sleep(delay)
+
+
+# --- The steps ------------------------------------------------------------------
+
+
+def _audio_source(job: Job) -> AudioSource:
+    if not job.audio:
+        raise PermanentError("no_audio", "The job has no audio file")
+    path = Path(job.audio.path)
+    if not path.exists():
+        raise PermanentError("audio_missing", "The job's audio file is missing from storage")
+    callback_url, header = "", None
+    if settings.TRANSCRIPT_CALLBACKS:
+        callback_url = f"{settings.PUBLIC_BASE_URL}/hooks/assemblyai/{job.id}/"
+        header = (CALLBACK_HEADER, callback_token(job))
+    return AudioSource(
+        path=path,
+        language=job.language,
+        speakers_expected=job.speakers_expected,
+        callback_url=callback_url,
+        callback_header=header,
+    )
+
+
+def transcribe(job: Job, task_id: str) -> float | None:
+    if not job.audio and job.audio_url:
+        job = downloads.fetch_audio(job, task_id)
+    transcriber = get_transcriber()
+    if transcriber.name == "assemblyai" and not ratelimit.acquire_slot(
+        TRANSCRIPTION_SLOTS, str(job.id), settings.ASSEMBLYAI_MAX_CONCURRENT, SLOT_TTL_SECONDS
+    ):
+        raise Deferred(15, "Waiting for a free transcription slot")
+    update_job(job, "Sending audio for transcription", holder=task_id, stage=Stage.TRANSCRIBING)
+    with guarded(lambda: fence(job, task_id)):
+        result = transcriber.submit(_audio_source(job))
+    if isinstance(result, Transcript):
+        _save_transcript(job, task_id, result, transcriber.name)
+        return 0
+    # Conditional on the lease: a step that lost the job meanwhile keeps
+    # nothing (the next attempt submits again, which a fence made rare).
+    update_job(
+        job,
+        "Transcription submitted",
+        holder=task_id,
+        transcript_external_id=result,
+        transcription_provider=transcriber.name,
+        transcript_submitted_at=timezone.now(),
+        transcript_polls=0,
+        progress=15,
+    )
+    return poll_delay(0)
+
+
+def poll(job: Job, task_id: str) -> float | None:
+    transcriber = get_transcriber(job.transcription_provider or None)
+    result = transcriber.fetch(job.transcript_external_id)
+    if result is None:
+        if transcriber.name == "assemblyai":  # keep our slot while AssemblyAI works
+            ratelimit.acquire_slot(
+                TRANSCRIPTION_SLOTS,
+                str(job.id),
+                settings.ASSEMBLYAI_MAX_CONCURRENT,
+                SLOT_TTL_SECONDS,
+            )
+        polls = job.transcript_polls + 1
+        # Polls are routine: refresh the heartbeat and progress without an event each time.
+        Job.objects.filter(id=job.id, lease_task=task_id).update(
+            transcript_polls=polls,
+            heartbeat_at=timezone.now(),
+            progress=min(45, 15 + polls * 2),
+        )
+        return poll_delay(polls)
+    _save_transcript(job, task_id, result, transcriber.name)
+    return 0
+
+
+def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: str) -> None:
+    with transaction.atomic():
+        job = lock_for_write(job, task_id)
+        meeting_services.save_transcript(job, transcript, provider)
+        update_job(
+            job,
+            f"Transcript saved: {len(transcript.utterances)} turns",
+            stage=Stage.ANALYZING,
+            progress=50,
+            transcript_saved_at=timezone.now(),
+            transcription_provider=provider,
+            audio_duration_seconds=transcript.duration_seconds,
+            transcribed_seconds=job.transcribed_seconds
+            + (transcript.duration_seconds or job.audio_duration_seconds or 0),
+            analysis_steps_done=[],
+            analysis_steps_failed=[],
+            analysis_partials={},
+            search_index="",
+        )
+        transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
+
+
+def finalize(job: Job, task_id: str) -> float | None:
+    """Save the results and complete the job in one transaction.
+
+    The meeting's `degraded` list, the job's completion and its
+    `job.completed` webhook commit together or not at all. Saving and
+    notifying take milliseconds, so the job goes from analyzing to done in
+    one state change (one UPDATE, one event).
+    """
+    from webhooks.outbox import record_job_event
+
+    now = timezone.now()
+    degraded = [*job.analysis_steps_failed, *search_index.degraded(job)]
+    with transaction.atomic():
+        Meeting.objects.filter(job_id=job.id).update(degraded=degraded, updated_at=now)
+        update_job(
+            job,
+            f"Completed (without {', '.join(degraded)})" if degraded else "Completed",
+            holder=task_id,
+            status=Status.COMPLETED,
+            stage=Stage.DONE,
+            progress=100,
+            results_saved_at=now,
+            completed_at=now,
+            due_at=None,
+            error_code="",
+            error_message="",
+        )
+        record_job_event(job, "job.completed")
+    return None
+
+
+STEP_FUNCTIONS: dict[str, Callable[[Job, str], float | None]] = {
+    TRANSCRIBE: transcribe,
+    POLL: poll,
+    INDEX: search_index.index,
+    ANALYZE: analyze,
+    FINALIZE: finalize,
+}
