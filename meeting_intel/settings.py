@@ -305,6 +305,16 @@ OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS = env_float(
     "OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS", 600, minimum=1
 )
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60, minimum=1)
+# The transcribe task of a synchronous provider (openai, local) does the whole
+# transcription: its own time limits outlast the OpenAI request's timeout plus
+# the conversion to MP3, and stay under the visibility timeout (checked below
+# when the provider is one of these).
+SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT = env_int(
+    "SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT",
+    int(max(TASK_SOFT_TIME_LIMIT, OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS + 120)),
+    minimum=1,
+)
+SYNC_TRANSCRIPTION_TIME_LIMIT = int(SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT * 1.1) + 2
 
 # Global provider limits shared by all workers (jobs/providers/limits.py). The
 # defaults sit at typical paid-tier quotas, well above a few hundred jobs.
@@ -341,6 +351,15 @@ ANALYSIS_PROVIDER = env_choice(
 )
 if TRANSCRIPTION_PROVIDER == "assemblyai" and not ASSEMBLYAI_API_KEY:
     raise ImproperlyConfigured("TRANSCRIPTION_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY")
+if (
+    TRANSCRIPTION_PROVIDER in ("openai", "local")
+    and CELERY_VISIBILITY_TIMEOUT <= SYNC_TRANSCRIPTION_TIME_LIMIT
+):
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}) must exceed the time limit of "
+        f"a synchronous transcription ({SYNC_TRANSCRIPTION_TIME_LIMIT}, from "
+        "SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT and OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS)"
+    )
 if "openai" in (TRANSCRIPTION_PROVIDER, ANALYSIS_PROVIDER) and not OPENAI_API_KEY:
     raise ImproperlyConfigured("the openai provider needs OPENAI_API_KEY")
 

@@ -20,6 +20,7 @@ from jobs.models import ApiClient, Job
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
 from tests.fakes.script import CANNED, DEFAULT_MEETING
 from tests.support import netguard
+from tests.support.broker import private_broker  # noqa: F401 (a fixture for every test)
 from tests.support.platform import (
     Process,
     Workers,

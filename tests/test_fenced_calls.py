@@ -10,8 +10,8 @@ import pytest
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.pipeline import enqueue_next
-from jobs.services import cancel_job, retry_job, submit_job
+from jobs.pipeline.runner import enqueue_next
+from jobs.state import cancel_job, retry_job, submit_job
 from tests.conftest import SAMPLE_AUDIO, wait_for_job, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 Status, Stage = Job.Status, Job.Stage
 
 TRANSCRIBE, POLL, INDEX, ANALYZE, FINALIZE = "transcribe", "poll", "index", "analyze", "finalize"
+# Providers whose `submit` returns the finished transcript (no polling).
+SYNCHRONOUS_TRANSCRIBERS = ("openai", "local")
 
 
 def next_step(job: Job) -> str | None:
@@ -197,10 +199,20 @@ def enqueue_next(job_id: object, delay: float | None = None) -> None:
     if step is None:
         return
     countdown = min(delay or 0, settings.MAX_COUNTDOWN_SECONDS)
+    limits: dict[str, int] = {}
+    if step == TRANSCRIBE and settings.TRANSCRIPTION_PROVIDER in SYNCHRONOUS_TRANSCRIBERS:
+        # The whole transcription happens inside this task: its limits must
+        # outlast the provider's own timeout, or a soft limit would cut a paid
+        # request short and the retry would pay again.
+        limits = {
+            "soft_time_limit": settings.SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT,
+            "time_limit": settings.SYNC_TRANSCRIPTION_TIME_LIMIT,
+        }
     STEP_TASKS[step].apply_async(
         args=[str(job_id)],
         kwargs={"seq": job.transcript_polls} if step == POLL else {},
         countdown=countdown or None,
+        **limits,
     )
 
 

@@ -16,9 +16,16 @@ first appearance, like AssemblyAI's.
 
 Size. The API takes at most 25 MB in a few containers. Anything bigger, or
 in another container, is first converted to 16 kHz mono MP3 at 32 kbit/s
-(about 240 kB a minute: some 100 minutes fit). MP3 rather than WAV because
-16 kHz WAV fills 25 MB in 13 minutes. Longer recordings are refused with
-PermanentError("audio_too_large"); splitting them is not implemented.
+(about 240 kB a minute: some 100 minutes fit), or at 24 or 16 kbit/s when the
+recording is longer (a two-hour recording fits at 24, three and a half hours
+at 16). MP3 rather than WAV because 16 kHz WAV fills 25 MB in 13 minutes.
+Longer recordings are refused with PermanentError("audio_too_large");
+splitting them is not implemented.
+
+Time. The request may take up to OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS, so the
+transcribe task of a synchronous provider runs under its own, longer time
+limits (SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT, see pipeline.runner.enqueue_next):
+a soft limit never fires in the middle of a paid request.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ import openai
 from django.conf import settings
 
 from jobs.errors import PermanentError
-from jobs.providers.audio import to_mp3_16k
+from jobs.providers.audio import probe_duration, to_mp3_16k
 from jobs.providers.base import AudioSource, Transcript, Utterance, before_paid_request
 from jobs.providers.openai.errors import translate
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# Speech stays intelligible to the recogniser down to 16 kbit/s at 16 kHz mono.
+MP3_BITRATES_KBPS = (32, 24, 16)
 ACCEPTED_SUFFIXES = {".flac", ".mp3", ".mp4", ".mpeg", ".mpga", ".m4a", ".ogg", ".wav", ".webm"}
 # verbose_json names the language ("english"); the pipeline stores ISO 639-1.
 _LANGUAGE_CODES = {
@@ -94,14 +103,23 @@ def _uploadable(path: Path, tmp: Path) -> Path:
     """`path` itself when the API takes it as it is, else a compact MP3 copy."""
     if path.suffix.lower() in ACCEPTED_SUFFIXES and path.stat().st_size <= MAX_UPLOAD_BYTES:
         return path
-    converted = to_mp3_16k(path, tmp)
+    converted = to_mp3_16k(path, tmp, _bitrate_for(probe_duration(path)))
     if converted.stat().st_size > MAX_UPLOAD_BYTES:
         raise PermanentError(
             "audio_too_large",
             "The recording is too long for OpenAI's 25 MB upload limit even as 16 kHz mono MP3 "
-            "(about 100 minutes)",
+            "at 16 kbit/s (about three and a half hours)",
         )
     return converted
+
+
+def _bitrate_for(duration_seconds: float | None) -> str:
+    """The highest of 32, 24 and 16 kbit/s at which the recording fits in one upload
+    (two hours fit at 24); 16 when even that does not fit, which the caller refuses."""
+    for kbps in MP3_BITRATES_KBPS:
+        if duration_seconds is None or duration_seconds * kbps * 125 <= MAX_UPLOAD_BYTES * 0.97:
+            return f"{kbps}k"
+    return f"{MP3_BITRATES_KBPS[-1]}k"
 
 
 def _to_transcript(answer: Any, requested_language: str) -> Transcript:
