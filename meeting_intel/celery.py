@@ -33,9 +33,11 @@ def _keep_database_connections(**_: object) -> None:
         # its pool when closed: nothing to keep, and Django refuses both at once.
         if "pool" not in (options.get("OPTIONS") or {}):
             options["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
+    # Workers only: a task run eagerly in another process (a test, the CLI)
+    # must not close the connection its caller is using.
+    signals.task_prerun.connect(_drop_broken_connections, weak=False)
 
 
-@signals.task_prerun.connect
 def _drop_broken_connections(**_: object) -> None:
     from django.db import close_old_connections
 
