@@ -125,6 +125,10 @@ class Job(models.Model):
     # When the job's next step should run: the sweeper sends it again when
     # that time is long past and no step holds the lease (jobs.sweeper).
     due_at = models.DateTimeField(null=True, blank=True)
+    # When the current stage and the current run (submission or restart) began:
+    # the stage and job duration metrics are read from these, not from history.
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    run_started_at = models.DateTimeField(null=True, blank=True)
 
     # A lease makes each step run once at a time even when Celery delivers a
     # message twice; `lease_task` is the id of the task that holds it.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
 from jobs.usage import live_usage
 from jobs.web.broadcast import broadcast_status, status_event
+from meeting_intel.ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -72,24 +74,53 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
         fields["progress"] = max(STAGE_PROGRESS[fields["stage"]], job.progress)
     if message:
         fields["message"] = message[:300]
-    fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
+    now = fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
+    ended = _durations_ended(job, fields, now)
     rows = Job.objects.filter(id=job.id)
     if holder is not None:
         rows = rows.filter(lease_task=holder, status=Status.PROCESSING)
     if fields.get("status") in Job.TERMINAL:
         # The bill of an ended job is priced once, from its final counters.
-        ended = copy.copy(job)
+        final = copy.copy(job)
         for name, value in fields.items():
-            setattr(ended, name, value)
-        fields["usage"] = live_usage(ended)
+            setattr(final, name, value)
+        fields["usage"] = live_usage(final)
     with transaction.atomic(savepoint=False):
         if rows.update(**fields) != 1 and holder is not None:
             raise JobLost(str(job.id))
         for name, value in fields.items():
             setattr(job, name, value)
         _event(job, message or f"{job.status}/{job.stage}")
+        if ended:
+            transaction.on_commit(ended)
     _after_commit_broadcast(job)
     return job
+
+
+def _durations_ended(job: Job, fields: dict[str, Any], now: Any) -> Callable[[], None] | None:
+    """What the change ends, from the job's columns: its stage, and maybe its run.
+
+    Sets `stage_started_at` (and `run_started_at` on a restart) in `fields`;
+    returns the observation to make once committed. A change to a job that has
+    already ended (a restart, a note) ends nothing.
+    """
+    if job.status in Job.TERMINAL:
+        if fields.get("status") in Job.ACTIVE:
+            fields["stage_started_at"] = fields["run_started_at"] = now
+        return None
+    terminal = fields.get("status") in Job.TERMINAL
+    if not terminal and fields.get("stage", job.stage) == job.stage:
+        return None
+    fields["stage_started_at"] = now
+    stage, stage_start, run_start = job.stage, job.stage_started_at, job.run_started_at
+    status = fields.get("status")
+
+    def observe() -> None:
+        metrics.observe_stage_ended(stage, stage_start, now)
+        if terminal:
+            metrics.observe_run_ended(status, run_start, now)
+
+    return observe
 
 
 def touch(job: Job, message: str, *, holder: str | None = None, **fields: Any) -> None:
@@ -118,7 +149,7 @@ def submit_job(job: Job, *, enqueue: bool = True) -> Job:
 
     `enqueue=False` is for callers that run the pipeline in-process (the CLI).
     """
-    job.due_at = timezone.now()
+    job.due_at = job.stage_started_at = job.run_started_at = timezone.now()
     with transaction.atomic():
         job.save()
         _event(job, "Queued")

@@ -144,36 +144,16 @@ def observe_webhook_attempt(status_code: int | None, error: str) -> None:
     WEBHOOK_ATTEMPTS.labels(webhook_outcome(status_code, error or "")).inc()
 
 
-def observe_transition(
-    history: list[tuple[str, str, datetime]], status: str, stage: str, at: datetime
-) -> None:
-    """Observe what a new job event ends: a stage, and maybe the job's run.
+def observe_stage_ended(stage: str, started: datetime | None, at: datetime) -> None:
+    """A job left `stage` (or ended in it) at `at`; it began at `started` (the job's column)."""
+    if started is not None:
+        STAGE_DURATION.labels(stage).observe(max(0.0, (at - started).total_seconds()))
 
-    `history` is the job's earlier events, newest first, as (status, stage,
-    created_at). A stage ends when the stage changes or the job becomes
-    terminal; a run starts at the first event after the previous terminal one.
-    Events after a terminal one (a restart, a note) end nothing.
-    """
-    from jobs.models import Job
 
-    if not history or history[0][0] in Job.TERMINAL:
-        return
-    prev_stage = history[0][1]
-    terminal = status in Job.TERMINAL
-    if stage != prev_stage or terminal:
-        started = history[0][2]
-        for old_status, old_stage, created in history:
-            if old_stage != prev_stage or old_status in Job.TERMINAL:
-                break
-            started = created
-        STAGE_DURATION.labels(prev_stage).observe(max(0.0, (at - started).total_seconds()))
-    if terminal:
-        run_start = history[-1][2]
-        for old_status, _, created in history:
-            if old_status in Job.TERMINAL:
-                break
-            run_start = created
-        JOB_DURATION.labels(status).observe(max(0.0, (at - run_start).total_seconds()))
+def observe_run_ended(status: str, started: datetime | None, at: datetime) -> None:
+    """A job's run (from submission or restart, the job's column) ended in `status` at `at`."""
+    if started is not None:
+        JOB_DURATION.labels(status).observe(max(0.0, (at - started).total_seconds()))
 
 
 # --- Gauges computed at scrape time ----------------------------------------------
