@@ -104,6 +104,7 @@ def test_a_three_hour_meeting_is_analysed_chunk_by_chunk(provider_settings, fake
     assert meeting.degraded == []
     messages = list(job.events.values_list("message", flat=True))
     assert f"Analyzing chunk 1/{len(chunks)}" in messages
-    assert any(m == f"Analyzing chunk {len(chunks)}/{len(chunks)}" for m in messages)
+    # Chunk progress moves the bar without a timeline event per chunk.
+    assert sum(m.startswith("Analyzing chunk") for m in messages) < len(chunks)
     assert job.prompt_tokens > 27_000 // 4 * 4 and job.completion_tokens > 0
     assert job.analysis_partials == {}

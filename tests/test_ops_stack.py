@@ -157,7 +157,13 @@ def test_the_json_log_lines_of_a_whole_job_carry_its_job_id(stack, api_key, rece
     )
     assert api.status_code == 200
     # The worker logs the webhook's attempt after it committed: wait for that line.
-    wait_until(lambda: "webhook" in stack.worker.output() and job_id in stack.worker.output(), 30)
+    wait_until(
+        lambda: any(
+            line.get("task") == "webhooks.deliver" and line.get("job_id") == job_id
+            for line in json_lines(stack.worker.output())
+        ),
+        30,
+    )
 
     web, worker = stack.web.output(), stack.worker.output()
     for output, role in ((web, "web"), (worker, "worker")):
@@ -270,11 +276,13 @@ def test_a_graceful_worker_shutdown_mid_job_loses_nothing(stack, api_key, receiv
 
     old = stack.worker
     started = time.monotonic()
-    os.kill(old.pid, signal.SIGTERM)  # what Docker and systemd send the main process
-    old.popen.wait(timeout=90)
-    assert old.popen.returncode == 0, old.output()[-3000:]
+    for process in old.processes:  # the prefork worker and the analysis (threads) worker
+        os.kill(process.pid, signal.SIGTERM)  # what Docker and systemd send the main process
+    for process in old.processes:
+        process.popen.wait(timeout=90)
+        assert process.popen.returncode == 0, process.output()[-3000:]
+        assert "Warm shutdown" in process.output()
     assert time.monotonic() - started >= 1  # it waited for the analysis in flight
-    assert "Warm shutdown" in old.output()
     old.stop()  # already gone: closes its log
     fake_openai.clear_faults()
     stack.start_worker()
