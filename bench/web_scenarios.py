@@ -21,7 +21,7 @@ from bench.processes import Service
 from bench.report import Result, Row, percentile
 from jobs.models import Job
 from jobs.state import cancel_job, update_job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 
 MB = 1_000_000
 SHARED = "Both designs share this code, so there are platform figures only."

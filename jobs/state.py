@@ -14,10 +14,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from jobs.broadcast import broadcast_job
 from jobs.errors import AudioMissing, JobLost
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
-from jobs.web.broadcast import broadcast_job
 
 Status = Job.Status
 Stage = Job.Stage

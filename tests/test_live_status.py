@@ -11,7 +11,7 @@ from websockets.sync.client import connect
 from jobs.models import Job
 from jobs.pipeline.runner import enqueue_next
 from jobs.state import submit_job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.conftest import SAMPLE_AUDIO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

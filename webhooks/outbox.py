@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.web.tokens import results_url
+from jobs.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
 from webhooks.models import WebhookDelivery

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import Job, JobEvent
-from jobs.web.tokens import results_url, status_url
+from jobs.tokens import results_url, status_url
 from meeting_intel.http import strict_json
 from meeting_intel.lib.media import MediaProblem, inspect_upload
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.models import Job
-from jobs.web.tokens import token_allows
+from jobs.tokens import token_allows
 
 
 def is_staff(user: Any) -> bool:

@@ -8,10 +8,10 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from jobs.broadcast import group_name, status_message
 from jobs.models import Job
+from jobs.tokens import results_url
 from jobs.web.access import can_view, is_staff
-from jobs.web.broadcast import group_name, status_message
-from jobs.web.tokens import results_url
 
 
 class JobStatusConsumer(AsyncJsonWebsocketConsumer):
