@@ -11,11 +11,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from jobs.actions import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.api.serializers import audio_problem
 from jobs.broadcast import broadcast_job
 from jobs.errors import AudioMissing
 from jobs.models import ApiClient, Job, JobEvent
-from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.tokens import status_url
 from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
 from meeting_intel.lib.media import safe_filename

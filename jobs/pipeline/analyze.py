@@ -20,10 +20,11 @@ from jobs.models import Job
 from jobs.pipeline import chunking
 from jobs.providers import get_analyzer
 from jobs.providers.analysis_steps import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
-from jobs.providers.base import StepOutput, Transcript
+from jobs.providers.base import StepOutput
 from jobs.state import lock_for_write, touch, update_job
 from meetings import results as meeting_services
 from meetings.models import Meeting
+from meetings.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.pipeline.runner import enqueue_next
+from jobs.pipeline.queue import enqueue_next
 from jobs.state import update_job
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from jobs.providers.base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
+from jobs.providers.base import Analyzer, AudioSource, StepOutput, Transcriber
+from meetings.transcript import Transcript
 
 T = TypeVar("T")
 

@@ -41,8 +41,9 @@ from typing import Any
 
 from jobs.errors import PermanentError
 from jobs.providers import analysis_steps as analysis
-from jobs.providers.base import StepOutput, Transcript
+from jobs.providers.base import StepOutput
 from jobs.providers.local.due_dates import MONTHS, WEEKDAYS, find_due_date
+from meetings.transcript import Transcript
 
 NOTES = ["offline analyzer"]
 SUMMARY_PREFIX = "[Offline summary]"

@@ -1,0 +1,43 @@
+"""Queueing a job's next step, by task name.
+
+The one place that knows which Celery task runs which step. It sends by
+name (``jobs.tasks`` registers the tasks under these names), so nothing in
+the pipeline or the state writes imports the task module back.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+
+from jobs.models import Job
+from jobs.pipeline.steps import ANALYZE, FINALIZE, POLL, TRANSCRIBE, next_step
+
+STEP_TASK_NAMES = {
+    TRANSCRIBE: "jobs.transcribe",
+    POLL: "jobs.poll_transcript",
+    ANALYZE: "jobs.analyze",
+    FINALIZE: "jobs.finalize",
+}
+
+
+def enqueue_next(job_id: object, delay: float | None = None) -> None:
+    """Queue the job's next step as a Celery task (after `delay` seconds)."""
+    job = Job.objects.filter(id=job_id).first()
+    step = next_step(job) if job else None
+    if step is None:
+        return
+    countdown = min(delay or 0, settings.MAX_COUNTDOWN_SECONDS)
+    # A signature by name runs through the registered task when this process
+    # has it (its options, eager mode in tests) and is sent by name otherwise.
+    current_app.signature(
+        STEP_TASK_NAMES[step],
+        args=[str(job_id)],
+        kwargs={"seq": job.transcript_polls} if step == POLL else {},
+    ).apply_async(countdown=countdown or None)
+
+
+def enqueue_next_on_commit(job_id: object) -> None:
+    """Queue the job's next step once the current transaction commits."""
+    transaction.on_commit(lambda: enqueue_next(job_id))
