@@ -18,6 +18,7 @@ from django.utils import timezone
 from jobs.errors import AudioMissing, JobLost
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.usage import live_usage
 from jobs.web.broadcast import broadcast_job
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(job, name, value)
+    if fields.get("status") in Job.TERMINAL:
+        # The bill of an ended job is priced once, from its final counters.
+        fields["usage"] = job.usage = live_usage(job)
     with transaction.atomic():
         Job.objects.filter(id=job.id).update(**fields)
         _event(job, message or f"{job.status}/{job.stage}")
@@ -267,7 +271,11 @@ def reprocess_job(job: Job, start: str) -> bool:
             return False
         if start == "transcription" and not has_audio(fresh):
             raise AudioMissing(str(fresh.id))
-        reset: dict[str, Any] = {"analysis_steps_done": [], "analysis_steps_failed": []}
+        reset: dict[str, Any] = {
+            "analysis_steps_done": [],
+            "analysis_steps_failed": [],
+            "search_index": "",
+        }
         if start == "transcription":
             reset.update(
                 transcript_external_id="",
