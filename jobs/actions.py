@@ -14,12 +14,7 @@ from django.utils import timezone
 from jobs.errors import AudioMissing
 from jobs.models import Job
 from jobs.pipeline.queue import enqueue_next_on_commit
-from jobs.state import (
-    broadcast_after_commit,
-    record_event,
-    release_slot_after_commit,
-    update_job,
-)
+from jobs.state import broadcast_after_commit, record_event, release_slot_after_commit, update_job
 
 Status = Job.Status
 Stage = Job.Stage
@@ -85,7 +80,11 @@ def reprocess_job(job: Job, start: str) -> bool:
             return False
         if start == "transcription" and not has_audio(fresh):
             raise AudioMissing(str(fresh.id))
-        reset: dict[str, Any] = {"analysis_steps_done": [], "analysis_steps_failed": []}
+        reset: dict[str, Any] = {
+            "analysis_steps_done": [],
+            "analysis_steps_failed": [],
+            "search_index": "",
+        }
         if start == "transcription":
             reset.update(
                 transcript_external_id="",

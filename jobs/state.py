@@ -8,6 +8,7 @@ only after the transaction commits.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,9 @@ from jobs.broadcast import broadcast_job
 from jobs.errors import JobLost
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.usage import live_usage
+
+logger = logging.getLogger(__name__)
 
 Status = Job.Status
 Stage = Job.Stage
@@ -66,6 +70,9 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(job, name, value)
+    if fields.get("status") in Job.TERMINAL:
+        # The bill of an ended job is priced once, from its final counters.
+        fields["usage"] = job.usage = live_usage(job)
     with transaction.atomic():
         Job.objects.filter(id=job.id).update(**fields)
         record_event(job, message or f"{job.status}/{job.stage}")

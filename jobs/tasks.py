@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobs.pipeline import runner, sweeper
 from jobs.pipeline.queue import STEP_TASK_NAMES, enqueue_next
-from jobs.pipeline.steps import ANALYZE, FINALIZE, POLL, TRANSCRIBE
+from jobs.pipeline.steps import ANALYZE, FINALIZE, INDEX, POLL, TRANSCRIBE
 
 INFRASTRUCTURE_ERRORS = (DatabaseError, KombuOperationalError, RedisConnectionError)
 STEP_OPTIONS = {
@@ -41,6 +41,11 @@ def transcribe(self: Task, job_id: str, seq: int | None = None) -> None:
 @shared_task(name=STEP_TASK_NAMES[POLL], **STEP_OPTIONS)
 def poll_transcript(self: Task, job_id: str, seq: int | None = None) -> None:
     _run(self, job_id, POLL, seq)
+
+
+@shared_task(name=STEP_TASK_NAMES[INDEX], **STEP_OPTIONS)
+def index(self: Task, job_id: str, seq: int | None = None) -> None:
+    _run(self, job_id, INDEX, seq)
 
 
 @shared_task(name=STEP_TASK_NAMES[ANALYZE], **STEP_OPTIONS)

@@ -28,8 +28,10 @@ def save_transcript(job: Any, transcript: Transcript, provider: str) -> Meeting:
             "transcription_provider": provider,
             "summary": "",
             "degraded": [],
+            "search_indexed_at": None,
         },
     )
+    meeting.passages.all().delete()  # the search index step rebuilds them
     meeting.speakers.all().delete()  # cascades to segments
     meeting.action_items.all().delete()
     meeting.decisions.all().delete()

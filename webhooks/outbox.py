@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.tokens import results_url
+from jobs.usage import job_usage
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
 from webhooks.models import WebhookDelivery
@@ -29,6 +30,7 @@ def event_body(job: Job, event_type: str) -> str:
             "external_id": job.external_id,
             "error": job.error if event_type == "job.failed" else None,
             "results_url": results_url(job, meeting_id),
+            "usage": job_usage(job),
             "meeting": meeting_data(meeting_id) if meeting_id else None,
         },
     }

@@ -9,13 +9,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,9 +32,10 @@ from jobs.api.serializers import (
     JobUrlCreateSerializer,
     ReprocessSerializer,
 )
+from jobs.budgets import budget_state
 from jobs.errors import AudioMissing
-from jobs.models import Job
-from meeting_intel.http.body_limits import JSONParser
+from jobs.models import ApiClient, Job
+from meeting_intel.http.body_limits import FormParser, JSONParser
 from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses
 from meeting_intel.lib.media import MediaInfo, MediaProblem, inspect_upload, safe_filename
 from meeting_intel.lib.safe_http import UnsafeURL, check_url
@@ -106,6 +108,27 @@ def _refuse_unsafe_url(field: str, url: str | None) -> None:
             ) from None
 
 
+def _refuse_over_budget(client: ApiClient) -> None:
+    """429 `budget_exceeded` once the month's spend reached the client's budget."""
+    now = timezone.now()
+    state = budget_state(client, now)
+    if state.exceeded:
+        wait = state.retry_after(now)
+        raise ApiError(
+            429,
+            "budget_exceeded",
+            f"This month's budget of {state.budget_usd} USD is used up "
+            f"({state.spent_usd:.2f} USD spent); submissions resume when the month turns (UTC).",
+            {
+                "budget_usd": float(state.budget_usd or 0),
+                "spent_usd": float(state.spent_usd),
+                "resets_at": state.resets_at.isoformat(),
+                "retry_after": wait,
+            },
+            retry_after=wait,
+        )
+
+
 class JobListCreate(generics.GenericAPIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     pagination_class = JobCursorPagination
@@ -119,7 +142,9 @@ class JobListCreate(generics.GenericAPIView):
         summary="Submit a recording",
         description="Multipart with an `audio` file, or JSON (or a form) with `audio_url`. "
         "The file's content is checked: not audio/video → 415; empty, truncated or "
-        "undecodable → 422; over the size limit → 413. Nothing is stored for a refused request.",
+        "undecodable → 422; over the size limit → 413; past the client's monthly budget → 429 "
+        "`budget_exceeded` with `Retry-After` until the month turns (UTC). "
+        "Nothing is stored for a refused request.",
         request={
             "multipart/form-data": JobCreateSerializer,
             "application/json": JobUrlCreateSerializer,
@@ -145,6 +170,7 @@ class JobListCreate(generics.GenericAPIView):
         client = client_of(request)
 
         def create() -> tuple[Job, dict[str, Any]]:
+            _refuse_over_budget(client)
             job = Job(client=client, **data)
             if upload is not None:
                 job.audio = upload

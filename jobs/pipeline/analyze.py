@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from jobs.errors import Deferred, PermanentError, TransientError
 from jobs.models import Job
-from jobs.pipeline import chunking
+from jobs.pipeline import answers, chunking
 from jobs.providers import get_analyzer
 from jobs.providers.analysis_steps import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
 from jobs.providers.base import StepOutput
@@ -38,10 +39,11 @@ def analyze(job: Job, task_id: str) -> float | None:
     ANALYSIS_TASK_BUDGET_SECONDS and continues in a fresh task.
     """
     meeting = Meeting.objects.get(job=job)
-    chunks = chunking.split(
-        meeting_services.load_transcript(meeting), settings.ANALYSIS_CHUNK_TOKENS
-    )
-    run = _AnalysisRun(job, task_id, chunks)
+    transcript = meeting_services.load_transcript(meeting)
+    chunks = chunking.split(transcript, settings.ANALYSIS_CHUNK_TOKENS)
+    names = dict(meeting.speakers.values_list("label", "name"))
+    context = answers.AnswerContext.of(transcript, names)
+    run = _AnalysisRun(job, task_id, chunks, context)
     run.report()
     run.execute()
     run.reduce_summary()
@@ -56,8 +58,10 @@ class _AnalysisRun:
     calling thread, as each answer lands.
     """
 
-    def __init__(self, job: Job, task_id: str, chunks: list[Transcript]) -> None:
-        self.job, self.task_id, self.chunks = job, task_id, chunks
+    def __init__(
+        self, job: Job, task_id: str, chunks: list[Transcript], context: answers.AnswerContext
+    ) -> None:
+        self.job, self.task_id, self.chunks, self.context = job, task_id, chunks, context
         self.analyzer = get_analyzer()
         self.deadline = time.monotonic() + settings.ANALYSIS_TASK_BUDGET_SECONDS
         self.transient: dict[str, TransientError] = {}
@@ -143,7 +147,16 @@ class _AnalysisRun:
             logger.exception("analysis step %s of job %s crashed", step, self.job.id)
             self._fail(step, f"{type(exc).__name__}: {exc}")
         else:
-            self._chunk_done(step, index, output)
+            output = replace(output, data=answers.clean(step, output.data, self.context))
+            self._saving(step, lambda: self._chunk_done(step, index, output))
+
+    def _saving(self, step: str, save: Any) -> None:
+        """Run `save`; an answer the database still refuses degrades its step alone."""
+        try:
+            save()
+        except DatabaseError:
+            logger.exception("the %s answer of job %s could not be saved", step, self.job.id)
+            self._fail(step, "its answer could not be saved")
 
     def _fail(self, step: str, reason: str) -> None:
         self.failed.add(step)
@@ -172,7 +185,7 @@ class _AnalysisRun:
             complete = all(part is not None for part in parts)
             if complete and (len(parts) == 1 or step != "summary"):
                 data = parts[0] if len(parts) == 1 else chunking.merge(step, parts)
-                self._save_step(fresh, step, data, fields)
+                self._save_step(fresh, step, answers.clean(step, data, self.context), fields)
             else:
                 Job.objects.filter(id=fresh.id).update(**fields)
                 for name, value in fields.items():
@@ -221,6 +234,9 @@ class _AnalysisRun:
         except PermanentError as exc:
             self._fail("summary", exc.message)
             return
+        self._saving("summary", lambda: self._save_summary(texts[0], tokens))
+
+    def _save_summary(self, summary: str, tokens: list[int]) -> None:
         with transaction.atomic():
             fresh = lock_for_write(self.job, self.task_id)
             fields = {
@@ -228,7 +244,8 @@ class _AnalysisRun:
                 "prompt_tokens": fresh.prompt_tokens + tokens[0],
                 "completion_tokens": fresh.completion_tokens + tokens[1],
             }
-            self._save_step(fresh, "summary", {"summary": texts[0]}, fields)
+            data = answers.clean("summary", {"summary": summary}, self.context)
+            self._save_step(fresh, "summary", data, fields)
         self.job = fresh
 
     def raise_pending_problems(self) -> None:

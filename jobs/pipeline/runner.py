@@ -24,10 +24,12 @@ from django.utils import timezone
 from jobs.errors import Deferred, JobLost, PermanentError, TransientError
 from jobs.models import Job
 from jobs.pipeline import download as downloads
+from jobs.pipeline import index as search_index
 from jobs.pipeline.analyze import analyze
 from jobs.pipeline.steps import (
     ANALYZE,
     FINALIZE,
+    INDEX,
     POLL,
     TRANSCRIBE,
     backoff_seconds,
@@ -235,9 +237,12 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
             transcript_saved_at=timezone.now(),
             transcription_provider=provider,
             audio_duration_seconds=transcript.duration_seconds,
+            transcribed_seconds=job.transcribed_seconds
+            + (transcript.duration_seconds or job.audio_duration_seconds or 0),
             analysis_steps_done=[],
             analysis_steps_failed=[],
             analysis_partials={},
+            search_index="",
         )
         transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
 
@@ -248,18 +253,14 @@ def finalize(job: Job, task_id: str) -> float | None:
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         meeting = Meeting.objects.get(job=fresh)
-        meeting.degraded = list(fresh.analysis_steps_failed)
+        meeting.degraded = [*fresh.analysis_steps_failed, *search_index.degraded(fresh)]
         meeting.save(update_fields=["degraded", "updated_at"])
         update_job(fresh, "Saving results", stage=Stage.SAVING, results_saved_at=timezone.now())
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         update_job(fresh, "Notifying", stage=Stage.NOTIFYING)
         record_job_event(fresh, "job.completed")
-        degraded = (
-            f" (without {', '.join(fresh.analysis_steps_failed)})"
-            if fresh.analysis_steps_failed
-            else ""
-        )
+        degraded = f" (without {', '.join(meeting.degraded)})" if meeting.degraded else ""
         update_job(
             fresh,
             f"Completed{degraded}",
@@ -276,6 +277,7 @@ def finalize(job: Job, task_id: str) -> float | None:
 STEP_FUNCTIONS: dict[str, Callable[[Job, str], float | None]] = {
     TRANSCRIBE: transcribe,
     POLL: poll,
+    INDEX: search_index.index,
     ANALYZE: analyze,
     FINALIZE: finalize,
 }

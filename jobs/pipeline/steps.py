@@ -3,7 +3,7 @@
 A job's next step is derived from its saved checkpoints, never from the
 message that woke the worker:
 
-    transcribe → poll (while the provider works) → analyze → finalize
+    transcribe → poll (while the provider works) → index → analyze → finalize
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.conf import settings
 from jobs.models import Job
 from jobs.providers.analysis_steps import pending_analysis
 
-TRANSCRIBE, POLL, ANALYZE, FINALIZE = "transcribe", "poll", "analyze", "finalize"
+TRANSCRIBE, POLL, INDEX, ANALYZE, FINALIZE = "transcribe", "poll", "index", "analyze", "finalize"
 
 
 def next_step(job: Job) -> str | None:
@@ -23,6 +23,8 @@ def next_step(job: Job) -> str | None:
         return None
     if job.transcript_saved_at is None:
         return POLL if job.transcript_external_id else TRANSCRIBE
+    if not job.search_index:
+        return INDEX
     if pending_analysis(job):
         return ANALYZE
     return FINALIZE

@@ -11,6 +11,9 @@ import logging
 import math
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +22,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from meeting_intel.http.body_limits import UploadTooLarge
+from meeting_intel.http.body_limits import BodyTooLarge, UploadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +30,20 @@ logger = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error with our own code, status and details."""
 
-    def __init__(self, status_code: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.error_code = code
         self.details = details or {}
+        self.retry_after = retry_after
 
 
 _CODES = {
@@ -47,6 +59,8 @@ _CODES = {
     422: "unprocessable",
     429: "rate_limited",
     500: "internal_error",
+    502: "provider_error",
+    503: "provider_unavailable",
 }
 
 
@@ -58,7 +72,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, UploadTooLarge):
-        exc = ApiError(413, "file_too_large", str(exc))
+        exc = ApiError(413, "file_too_large", str(exc), {"max_bytes": settings.UPLOAD_MAX_BYTES})
+    elif isinstance(exc, BodyTooLarge):
+        exc = ApiError(
+            413, "body_too_large", str(exc), {"max_bytes": settings.REQUEST_BODY_MAX_BYTES}
+        )
+    elif isinstance(exc, RequestDataTooBig):
+        exc = _data_too_big(context)
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        exc = ApiError(400, "too_many_fields", "The form has too many fields or files.")
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled API error", exc_info=exc)
@@ -68,6 +90,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, ApiError):
         code, message, details = exc.error_code, str(exc.detail), exc.details
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, exceptions.ValidationError):
         code, message, details = "invalid_request", "The request is invalid.", exc.detail
     else:
@@ -86,6 +110,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         details = {"errors": details}
     response.data = error_body(code, message, details)
     return response
+
+
+def _data_too_big(context: dict[str, Any]) -> ApiError:
+    """Django's own cap (DATA_UPLOAD_MAX_MEMORY_SIZE): a multipart text field, or a
+    whole non-multipart body read through `request.body`."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    request = context.get("request")
+    if (getattr(request, "content_type", "") or "").startswith("multipart/"):
+        return ApiError(
+            413,
+            "field_too_large",
+            f"A form field exceeds the limit of {limit} bytes.",
+            {"max_bytes": limit},
+        )
+    message = f"The request body exceeds the limit of {limit} bytes."
+    return ApiError(413, "body_too_large", message, {"max_bytes": limit})
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -107,11 +147,25 @@ class ApiErrorPagesMiddleware:
     CommonMiddleware, so APPEND_SLASH redirects still happen first.
     """
 
+    # Both modes, so an ASGI request makes no thread hop for it (pure CPU).
+    sync_capable = async_capable = True
+
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return self._replace(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._replace(request, await self.get_response(request))
+
+    @staticmethod
+    def _replace(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if (
             response.status_code >= 400
             and request.path.startswith("/api/")
@@ -166,11 +220,14 @@ _DESCRIPTIONS = {
     404: "No such object for this client (another client's objects answer 404 too).",
     409: "The object's state does not allow this action, or a request with the same "
     "Idempotency-Key is still being processed.",
-    413: "The upload exceeds UPLOAD_MAX_BYTES.",
+    413: "The body exceeds its route's cap: UPLOAD_MAX_BYTES for an upload, "
+    "REQUEST_BODY_MAX_BYTES for anything else.",
     415: "The file is not a recognised audio or video format.",
     422: "Well-formed but unacceptable: an empty, truncated or undecodable file, an unsafe "
     "URL, or an Idempotency-Key reused with a different request.",
     429: "Too many requests for this client; see the Retry-After header (seconds).",
+    502: "The embedding or language model provider refused the request.",
+    503: "The embedding or language model provider is unavailable; see Retry-After (seconds).",
 }
 
 
