@@ -18,12 +18,12 @@ from django.db import transaction
 from meetings import services as meeting_services
 from meetings.models import Meeting
 
-from . import chunking
-from .analysis import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
+from . import chunking, shaping
+from .analysis import job_steps, pending_analysis, section_key, step_label
 from .errors import Deferred, PermanentError, TransientError
 from .models import Job
 from .providers import get_analyzer
-from .providers.base import StepOutput, Transcript
+from .providers.base import AnalysisContext, StepOutput, Transcript
 from .services import lock_for_write, touch, update_job
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def analyze(job: Job, task_id: str) -> float | None:
     chunks = chunking.split(
         meeting_services.load_transcript(meeting), settings.ANALYSIS_CHUNK_TOKENS
     )
-    run = _AnalysisRun(job, task_id, chunks)
+    context = shaping.context_for(job, meeting.language)
+    run = _AnalysisRun(job, task_id, chunks, context)
     run.report()
     run.execute()
     run.reduce_summary()
@@ -56,8 +57,11 @@ class _AnalysisRun:
     calling thread, as each answer lands.
     """
 
-    def __init__(self, job: Job, task_id: str, chunks: list[Transcript]) -> None:
-        self.job, self.task_id, self.chunks = job, task_id, chunks
+    def __init__(
+        self, job: Job, task_id: str, chunks: list[Transcript], context: AnalysisContext
+    ) -> None:
+        self.job, self.task_id, self.chunks, self.context = job, task_id, chunks, context
+        self.steps = job_steps(job)
         self.analyzer = get_analyzer()
         self.deadline = time.monotonic() + settings.ANALYSIS_TASK_BUDGET_SECONDS
         self.transient: dict[str, TransientError] = {}
@@ -85,11 +89,9 @@ class _AnalysisRun:
             )
             message = f"Analyzing chunk {min(finished + 1, len(self.chunks))}/{len(self.chunks)}"
         else:
-            message = (
-                f"Analyzing ({len(ANALYSIS_STEPS) - len(steps)}/{len(ANALYSIS_STEPS)} steps done)"
-            )
-        steps_done = len(ANALYSIS_STEPS) - len(steps)
-        progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(ANALYSIS_STEPS))
+            message = f"Analyzing ({len(self.steps) - len(steps)}/{len(self.steps)} steps done)"
+        steps_done = len(self.steps) - len(steps)
+        progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(self.steps))
         progress = max(self.job.progress, progress)
         if message == self.job.message and self.job.stage == Job.Stage.ANALYZING:
             # Still the same chunk: move the bar without another timeline event.
@@ -109,10 +111,10 @@ class _AnalysisRun:
                     return
                 for step, index in work:
                     if step not in self.failed:
-                        futures[pool.submit(self.analyzer.run, step, self.chunks[index])] = (
-                            step,
-                            index,
+                        future = pool.submit(
+                            self.analyzer.run, step, self.chunks[index], self.context
                         )
+                        futures[future] = (step, index)
                         return
 
             for _ in range(settings.ANALYSIS_CONCURRENCY):
@@ -152,7 +154,7 @@ class _AnalysisRun:
             partials = {k: v for k, v in fresh.analysis_partials.items() if k != step}
             update_job(
                 fresh,
-                f"{STEP_LABELS[step]} unavailable: {reason}",
+                f"{step_label(step)} unavailable: {reason}",
                 analysis_steps_failed=[*fresh.analysis_steps_failed, step],
                 analysis_partials=partials,
             )
@@ -183,7 +185,19 @@ class _AnalysisRun:
 
     def _save_step(self, job: Job, step: str, data: dict[str, Any], fields: dict[str, Any]) -> None:
         meeting = Meeting.objects.get(job=job)
-        meeting_services.save_step(meeting, step, data)
+        key = section_key(step)
+        if key is None:
+            meeting_services.save_step(
+                meeting, step, data, [p.name for p in self.context.participants]
+            )
+        else:
+            meeting_services.save_section(
+                meeting,
+                key,
+                self.context.section(key).title,
+                data["items"],
+                [s.key for s in self.context.sections],
+            )
         if meeting.analysis_provider != self.analyzer.name:
             meeting.analysis_provider = self.analyzer.name
             meeting.save(update_fields=["analysis_provider", "updated_at"])
@@ -193,9 +207,9 @@ class _AnalysisRun:
         done = [*job.analysis_steps_done, step]
         update_job(
             job,
-            f"{STEP_LABELS[step]} ready",
+            f"{step_label(step)} ready",
             analysis_steps_done=done,
-            progress=max(job.progress, 50 + 35 * len(done) // len(ANALYSIS_STEPS)),
+            progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
             **fields,
         )
 
@@ -211,7 +225,7 @@ class _AnalysisRun:
                 groups = chunking.split(
                     chunking.summaries_as_transcript(texts), settings.ANALYSIS_CHUNK_TOKENS
                 )
-                outputs = [self.analyzer.run("summary", group) for group in groups]
+                outputs = [self.analyzer.run("summary", group, self.context) for group in groups]
                 tokens[0] += sum(o.prompt_tokens for o in outputs)
                 tokens[1] += sum(o.completion_tokens for o in outputs)
                 texts = [o.data["summary"] for o in outputs]

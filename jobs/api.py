@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from webhooks.ssrf import UnsafeURL, check_url
 
-from . import idempotency
+from . import idempotency, shaping
 from .api_errors import RETRY_AFTER, ApiError, error_responses
 from .auth import client_of
 from .media import MediaInfo, MediaProblem, inspect_upload, safe_filename
@@ -36,6 +36,7 @@ from .serializers import (
     ReprocessSerializer,
 )
 from .services import cancel_job, reprocess_job, retry_job, submit_job
+from .templates_api import template_or_400
 from .uploads import JSONParser
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -119,7 +120,8 @@ class JobListCreate(generics.GenericAPIView):
         summary="Submit a recording",
         description="Multipart with an `audio` file, or JSON (or a form) with `audio_url`. "
         "The file's content is checked: not audio/video → 415; empty, truncated or "
-        "undecodable → 422; over the size limit → 413. Nothing is stored for a refused request.",
+        "undecodable → 422; over the size limit → 413. An unknown `template` → 400 "
+        "`template_not_found`. Nothing is stored for a refused request.",
         request={
             "multipart/form-data": JobCreateSerializer,
             "application/json": JobUrlCreateSerializer,
@@ -143,9 +145,11 @@ class JobListCreate(generics.GenericAPIView):
         _refuse_unsafe_url("audio_url", data.get("audio_url"))
         _refuse_unsafe_url("webhook_url", data.get("webhook_url"))
         client = client_of(request)
+        template = template_or_400(client, data.pop("template", ""))
 
         def create() -> tuple[Job, dict[str, Any]]:
             job = Job(client=client, **data)
+            shaping.apply_template(job, template)
             if upload is not None:
                 job.audio = upload
                 job.original_filename = upload.name
@@ -286,4 +290,12 @@ class JobReprocess(_JobAction):
     def act(self, request: Request, job: Job) -> bool:
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return reprocess_job(job, body.validated_data["from"])
+        wanted = body.validated_data
+        changes: dict[str, Any] = {}
+        if "template" in wanted:
+            shaped = Job()
+            shaping.apply_template(shaped, template_or_400(job.client, wanted["template"]))
+            changes.update(template=shaped.template, analysis_template=shaped.analysis_template)
+        if "instructions" in wanted:
+            changes["instructions"] = wanted["instructions"]
+        return reprocess_job(job, wanted["from"], **changes)

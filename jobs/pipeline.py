@@ -28,7 +28,7 @@ from django.utils import timezone
 from meetings import services as meeting_services
 from meetings.models import Meeting
 
-from . import downloads, ratelimit
+from . import downloads, ratelimit, shaping
 from .analysis import pending_analysis
 from .analyzing import analyze
 from .errors import Deferred, JobLost, PermanentError, TransientError
@@ -203,7 +203,9 @@ def _audio_source(job: Job) -> AudioSource:
     return AudioSource(
         path=path,
         language=job.language,
-        speakers_expected=job.speakers_expected,
+        # Known participants say how many voices to expect unless the client did.
+        speakers_expected=job.speakers_expected or len(job.participants) or None,
+        vocabulary=shaping.hints(job),
         callback_url=callback_url,
         callback_header=header,
     )

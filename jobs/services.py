@@ -14,6 +14,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from meetings.models import Meeting
+
 from . import ratelimit
 from .broadcast import broadcast_job
 from .errors import JobLost
@@ -227,19 +229,29 @@ def retry_job(job: Job) -> bool:
     return True
 
 
-def reprocess_job(job: Job, start: str) -> bool:
+def reprocess_job(job: Job, start: str, **shaping: Any) -> bool:
     """Run a finished job again from `start` ("transcription" or "analysis").
 
     From analysis keeps the transcript; from transcription submits the audio
     again (the one case where a job pays for a second transcription).
+    `shaping` sets what the analysis is asked for from now on (`template`,
+    `analysis_template`, `instructions`); the meeting's sections are cleared
+    as every analysis step runs again.
     """
+
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status not in (*RESTARTABLE, Status.COMPLETED):
             return False
         if start == "analysis" and fresh.transcript_saved_at is None:
             return False
-        reset: dict[str, Any] = {"analysis_steps_done": [], "analysis_steps_failed": []}
+        reset: dict[str, Any] = {
+            "analysis_steps_done": [],
+            "analysis_steps_failed": [],
+            "analysis_partials": {},
+            **shaping,
+        }
+        Meeting.objects.filter(job=fresh).update(sections={}, section_order=[])
         if start == "transcription":
             reset.update(
                 transcript_external_id="",

@@ -5,7 +5,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jobs import api as job_api
-from jobs import dashboard
+from jobs import dashboard, templates_api
 from jobs import views as job_views
 from meeting_intel import health, metrics
 from meetings import api as meeting_api
@@ -17,7 +17,11 @@ api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
     path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
-    path("api/v1/jobs/<uuid:pk>/webhooks/", webhook_api.JobWebhooks.as_view(), name="api-job-webhooks"),
+    path(
+        "api/v1/jobs/<uuid:pk>/webhooks/",
+        webhook_api.JobWebhooks.as_view(),
+        name="api-job-webhooks",
+    ),
     path(
         "api/v1/jobs/<uuid:pk>/webhooks/redeliver/",
         webhook_api.JobWebhooksRedeliver.as_view(),
@@ -27,6 +31,10 @@ api_v1 = [
     path("api/v1/jobs/<uuid:pk>/cancel/", job_api.JobCancel.as_view(), name="api-job-cancel"),
     path(
         "api/v1/jobs/<uuid:pk>/reprocess/", job_api.JobReprocess.as_view(), name="api-job-reprocess"
+    ),
+    path("api/v1/templates/", templates_api.TemplateListCreate.as_view(), name="api-templates"),
+    path(
+        "api/v1/templates/<uuid:pk>/", templates_api.TemplateDetail.as_view(), name="api-template"
     ),
     path("api/v1/meetings/<uuid:pk>/", meeting_api.MeetingDetail.as_view(), name="api-meeting"),
     path(

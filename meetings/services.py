@@ -6,6 +6,7 @@ again (a retry, a redelivery, a reprocess) never duplicates anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -22,9 +23,12 @@ def save_transcript(job: Job, transcript: Transcript, provider: str) -> Meeting:
         defaults={
             "title": job.title or job.original_filename or "Untitled meeting",
             "language": transcript.language or job.language,
+            "detected_language": transcript.detected_language,
             "duration_seconds": transcript.duration_seconds,
             "transcription_provider": provider,
             "summary": "",
+            "sections": {},
+            "section_order": [],
             "degraded": [],
         },
     )
@@ -70,8 +74,50 @@ def _non_negative(value: int | None) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
-    """Store one analysis step's validated answer. Call inside a transaction."""
+def match_participant(owner: str, participants: Sequence[str]) -> str:
+    """The participant `owner` means, else `owner` as given.
+
+    Exact (ignoring case) first, then a name that is one word of exactly one
+    participant's name ("Alice" for "Alice Smith").
+    """
+    if not owner or not participants:
+        return owner
+    folded = owner.casefold()
+    for name in participants:
+        if name.casefold() == folded:
+            return name
+    partial = [n for n in participants if folded in n.casefold().split()]
+    return partial[0] if len(partial) == 1 else owner
+
+
+def save_section(
+    meeting: Meeting, key: str, title: str, items: list[dict[str, Any]], order: list[str]
+) -> None:
+    """Store one template section's validated items. Call inside a transaction (it locks the row)."""
+    fresh = Meeting.objects.select_for_update().only("sections").get(id=meeting.id)
+    sections = dict(fresh.sections)
+    sections[key] = {
+        "title": title,
+        "items": [
+            {
+                "text": item["text"].strip(),
+                "source_start_ms": _non_negative(item["source_start_ms"]),
+            }
+            for item in items
+            if item["text"].strip()
+        ],
+    }
+    meeting.sections, meeting.section_order = sections, order
+    meeting.save(update_fields=["sections", "section_order", "updated_at"])
+
+
+def save_step(
+    meeting: Meeting, step: str, data: dict[str, Any], participants: Sequence[str] = ()
+) -> None:
+    """Store one analysis step's validated answer. Call inside a transaction.
+
+    Action-item owners are matched to the known `participants`' names.
+    """
     if step == "speaker_names":
         for entry in data["speakers"]:
             name = (entry.get("name") or "").strip()[:120]
@@ -87,7 +133,7 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
                 meeting=meeting,
                 index=i,
                 text=item["text"].strip(),
-                owner=(item.get("owner") or "").strip()[:120],
+                owner=match_participant((item.get("owner") or "").strip(), participants)[:120],
                 due_date=_parse_date(item.get("due_date")),
                 source_start_ms=_non_negative(item.get("source_start_ms")),
             )
