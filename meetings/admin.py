@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
 from .models import ActionItem, Decision, Meeting, Segment, Speaker
+from .serializers import ordered_sections
 
 
 class SpeakerInline(admin.TabularInline):
@@ -40,5 +42,27 @@ class MeetingAdmin(admin.ModelAdmin):
     list_display = ["__str__", "language", "duration_seconds", "degraded", "created_at"]
     search_fields = ["title", "summary", "job__external_id"]
     list_filter = ["language", "transcription_provider", "analysis_provider"]
-    readonly_fields = ["job", "transcription_provider", "analysis_provider", "created_at", "degraded"]
+    readonly_fields = ["job", "transcription_provider", "analysis_provider", "created_at", "degraded",
+                       "detected_language", "template_sections"]
+    exclude = ["sections", "section_order"]
     inlines = [SpeakerInline, ActionItemInline, DecisionInline, SegmentInline]
+
+    @admin.display(description="Sections")
+    def template_sections(self, meeting: Meeting) -> str:
+        """The job template's sections, each with its items."""
+        if not meeting.sections:
+            return "—"
+        return format_html_join(
+            "",
+            "<p><strong>{}</strong></p><ul>{}</ul>",
+            (
+                (
+                    section["title"],
+                    format_html_join(
+                        "", "<li>{}</li>", ((item["text"],) for item in section["items"])
+                    )
+                    or format_html("<li>{}</li>", "None recorded."),
+                )
+                for section in ordered_sections(meeting).values()
+            ),
+        )

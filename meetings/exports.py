@@ -19,7 +19,7 @@ from jobs.media import safe_filename
 from jobs.views import viewable_job
 
 from .models import Meeting, Segment
-from .serializers import with_results
+from .serializers import ordered_sections, with_results
 
 
 def _clock(ms: int, separator: str) -> str:
@@ -44,12 +44,25 @@ def _span(segment: Segment) -> tuple[int, int]:
     return segment.start_ms, max(segment.end_ms, segment.start_ms)
 
 
+def _sections_txt(meeting: Meeting) -> list[str]:
+    """The template's sections after the transcript (nothing when the meeting has none)."""
+    lines: list[str] = []
+    for section in ordered_sections(meeting).values():
+        lines += ["", _one_line(section["title"]), ""]
+        for item in section["items"]:
+            at = item["source_start_ms"]
+            stamp = f"[{_short_clock(at)}] " if at is not None else ""
+            lines.append(f"- {stamp}{_one_line(item['text'])}")
+    return lines
+
+
 def render_txt(meeting: Meeting, segments: list[Segment]) -> str:
     lines = [meeting.title or "Transcript", ""]
     for seg in segments:
         lines.append(
             f"[{_short_clock(seg.start_ms)}] {seg.speaker.display_name}: {_one_line(seg.text)}"
         )
+    lines += _sections_txt(meeting)
     return "\n".join(lines) + "\n"
 
 
@@ -95,6 +108,13 @@ def render_md(meeting: Meeting, segments: list[Segment]) -> str:
             f"**{_md_escape(seg.speaker.display_name)}** [{_short_clock(seg.start_ms)}]: "
             f"{_md_escape(_one_line(seg.text))}"
         )
+        lines.append("")
+    for section in ordered_sections(meeting).values():
+        lines += [f"## {_md_escape(_one_line(section['title']))}", ""]
+        for item in section["items"]:
+            at = item["source_start_ms"]
+            stamp = f" [{_short_clock(at)}]" if at is not None else ""
+            lines.append(f"- {_md_escape(_one_line(item['text']))}{stamp}")
         lines.append("")
     return "\n".join(lines)
 
