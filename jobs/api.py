@@ -145,7 +145,8 @@ class JobListCreate(generics.GenericAPIView):
         _refuse_unsafe_url("audio_url", data.get("audio_url"))
         _refuse_unsafe_url("webhook_url", data.get("webhook_url"))
         client = client_of(request)
-        template = template_or_400(client, data.pop("template", ""))
+        template_ref = data.pop("template", "")
+        template = template_or_400(client, template_ref)
 
         def create() -> tuple[Job, dict[str, Any]]:
             job = Job(client=client, **data)
@@ -161,7 +162,7 @@ class JobListCreate(generics.GenericAPIView):
         if key is None:
             _, body = create()
             return Response(body, status=status.HTTP_201_CREATED)
-        fingerprint = idempotency.fingerprint(data, upload)
+        fingerprint = idempotency.fingerprint({**data, "template": template_ref}, upload)
         return idempotency.run_once(client, key, fingerprint, create)
 
     @extend_schema(

@@ -303,3 +303,17 @@ def test_the_schema_documents_the_new_fields(client):
     assert {"/api/v1/templates/", "/api/v1/templates/{id}/"} <= set(schema["paths"])
     template = schema["components"]["schemas"]["Template"]["properties"]
     assert {"id", "name", "instructions", "sections", "is_default"} <= set(template)
+
+
+def test_the_same_idempotency_key_with_another_template_is_a_different_request(api):
+    create(api)
+    first = api.post(JOBS, {"audio_url": AUDIO_URL}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == 201
+    again = api.post(
+        JOBS,
+        {"audio_url": AUDIO_URL, "template": "Board meeting"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
+    refused(again, 422, "idempotency_key_reused")
+    assert Job.objects.count() == 1
