@@ -23,10 +23,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PROMETHEUS_MULTIPROC_DIR=/data/metrics \
     PORT=8000
 
-# ffmpeg: audio probing/conversion before transcription.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg \
- && rm -rf /var/lib/apt/lists/*
+# No ffmpeg package: audio is probed and decoded in-process by PyAV, whose
+# wheel carries FFmpeg's libraries.
 
 # A fixed uid, so volumes and `runAsNonRoot` policies can rely on it.
 RUN groupadd --system --gid 10001 app \

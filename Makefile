@@ -10,7 +10,9 @@ PYTEST_ARGS ?=
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test lint bench
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install run test lint bench chromium
 
 install: $(STAMP)
 
@@ -27,8 +29,23 @@ run: install
 
 # devserver exec starts an embedded Redis only when REDIS_URL is unset, so CI
 # (which exports DATABASE_URL/REDIS_URL) uses the real services.
-test: install
+test: install chromium
 	$(PY) -m meeting_intel.devserver exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (never a browser Playwright
+# downloads). Installed here when missing and possible (root, apt-get
+# reachable), in one line; otherwise those tests skip saying how to get it,
+# except under CI=true, where they fail (tests/support/pages.py).
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make: installing Debian's chromium for the browser tests (apt-get install chromium)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium; } >/dev/null 2>&1 \
+	  || echo "make: apt-get could not install chromium; the browser tests will be skipped"; \
+	else \
+	  echo "make: no $(CHROMIUM) and no root to install it: the browser tests will be skipped (sudo apt-get install chromium)"; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .

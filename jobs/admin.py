@@ -12,15 +12,16 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from jobs import shaping
+from jobs.api.serializers import audio_problem
+from jobs.errors import AudioMissing
+from jobs.models import AnalysisTemplate, ApiClient, Job, JobEvent
+from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.web.broadcast import broadcast_job
+from jobs.web.tokens import status_url
+from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
+from meeting_intel.lib.media import safe_filename
 from webhooks.admin import WebhookDeliveryInline
-
-from . import shaping
-from .broadcast import broadcast_job
-from .media import safe_filename
-from .models import AnalysisTemplate, ApiClient, Job, JobEvent
-from .serializers import audio_problem
-from .services import cancel_job, reprocess_job, retry_job, submit_job
-from .tokens import status_url
 
 
 class JobEventInline(admin.TabularInline):
@@ -37,7 +38,14 @@ class JobEventInline(admin.TabularInline):
 class JobAddForm(forms.ModelForm):
     class Meta:
         model = Job
-        fields = ["audio", "title", "language", "speakers_expected", "webhook_url", "webhook_secret"]
+        fields = [
+            "audio",
+            "title",
+            "language",
+            "speakers_expected",
+            "webhook_url",
+            "webhook_secret",
+        ]
 
     def clean_audio(self) -> Any:
         upload = self.cleaned_data.get("audio")
@@ -51,7 +59,7 @@ class JobAddForm(forms.ModelForm):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     list_display = ["__str__", "status", "stage", "progress", "client", "attempts", "created_at"]
     list_filter = ["status", "stage", "client", "created_at"]
     search_fields = ["id", "title", "external_id", "original_filename", "error_message"]
@@ -65,15 +73,51 @@ class JobAdmin(admin.ModelAdmin):
         "revoke_viewer_links",
     ]
     inlines = [JobEventInline, WebhookDeliveryInline]
+    permission_codenames = {
+        "retry": "retry_job",
+        "cancel": "cancel_job",
+        "reprocess": "reprocess_job",
+        "revoke_viewer_links": "revoke_viewer_links",
+    }
     readonly_fields = [
-        "id", "status", "stage", "progress", "message", "client", "created_by", "external_id",
-        "metadata", "audio", "original_filename", "audio_bytes", "audio_duration_seconds",
-        "attempts", "step_retries", "redeliveries", "error_code", "error_message",
-        "created_at", "started_at", "completed_at", "next_attempt_at", "heartbeat_at",
-        "transcription_provider", "transcript_external_id", "transcript_saved_at",
-        "analysis_steps_done", "analysis_steps_failed", "prompt_tokens", "completion_tokens",
-        "template", "analysis_template", "instructions", "participants", "vocabulary",
-        "summary_language", "webhook_payload", "live_page",
+        "id",
+        "status",
+        "stage",
+        "progress",
+        "message",
+        "client",
+        "created_by",
+        "external_id",
+        "metadata",
+        "audio",
+        "original_filename",
+        "audio_bytes",
+        "audio_duration_seconds",
+        "attempts",
+        "step_retries",
+        "redeliveries",
+        "error_code",
+        "error_message",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "next_attempt_at",
+        "heartbeat_at",
+        "transcription_provider",
+        "transcript_external_id",
+        "transcript_saved_at",
+        "analysis_steps_done",
+        "analysis_steps_failed",
+        "prompt_tokens",
+        "completion_tokens",
+        "template",
+        "analysis_template",
+        "instructions",
+        "participants",
+        "vocabulary",
+        "summary_language",
+        "webhook_payload",
+        "live_page",
     ]
     exclude = ["webhook_secret", "lease_task", "lease_expires"]
 
@@ -115,26 +159,63 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"{verb}: {done} job(s).", messages.SUCCESS)
         if skipped:
             self.message_user(
-                request, f"{skipped} job(s) skipped: their state does not allow it.", messages.WARNING
+                request,
+                f"{skipped} job(s) skipped: their state does not allow it.",
+                messages.WARNING,
             )
 
-    @admin.action(description="Retry selected failed or cancelled jobs")
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "retry")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "cancel")
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "reprocess")
+
+    def has_revoke_viewer_links_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "revoke_viewer_links")
+
+    @admin.action(description="Retry selected failed or cancelled jobs", permissions=["retry"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._bulk(request, queryset, retry_job, "Retried")
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._bulk(request, queryset, cancel_job, "Cancelled")
 
-    @admin.action(description="Reprocess from analysis (keep the transcript)")
+    @admin.action(
+        description="Reprocess from analysis (keep the transcript)", permissions=["reprocess"]
+    )
     def reprocess_from_analysis(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._bulk(request, queryset, lambda j: reprocess_job(j, "analysis"), "Reprocessing")
 
-    @admin.action(description="Reprocess from transcription (transcribe again)")
+    @admin.action(
+        description="Reprocess from transcription (transcribe again)", permissions=["reprocess"]
+    )
     def reprocess_from_transcription(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._bulk(request, queryset, lambda j: reprocess_job(j, "transcription"), "Reprocessing")
+        missing: list[Job] = []
 
-    @admin.action(description="Revoke viewer links (status and results URLs) of selected jobs")
+        def reprocess(job: Job) -> bool:
+            try:
+                return reprocess_job(job, "transcription")
+            except AudioMissing:
+                missing.append(job)
+                return False
+
+        self._bulk(request, queryset, reprocess, "Reprocessing")
+        if missing:
+            self.message_user(
+                request,
+                f"{len(missing)} job(s) have no recording on the server any more "
+                "(reprocess them from analysis): " + ", ".join(str(j) for j in missing[:10]),
+                messages.WARNING,
+            )
+
+    @admin.action(
+        description="Revoke viewer links (status and results URLs) of selected jobs",
+        permissions=["revoke_viewer_links"],
+    )
     def revoke_viewer_links(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         # Every token carries the version it was signed with; bumping it voids
         # them all. The broadcast makes each open websocket re-check its token
@@ -150,11 +231,15 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     list_display = ["name", "key_prefix", "created_at", "revoked_at"]
     fields = ["name", "key_prefix", "created_at", "revoked_at"]
     readonly_fields = ["key_prefix", "created_at", "revoked_at"]
     actions = ["revoke"]
+    permission_codenames = {"revoke": "revoke_apiclient"}
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "revoke")
 
     def save_model(self, request: HttpRequest, obj: ApiClient, form: Any, change: bool) -> None:
         if not change:
@@ -166,7 +251,7 @@ class ApiClientAdmin(admin.ModelAdmin):
             )
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Revoke selected clients' keys")
+    @admin.action(description="Revoke selected clients' keys", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} client(s).", messages.SUCCESS)

@@ -41,3 +41,7 @@ class Deferred(Exception):
         super().__init__(reason)
         self.seconds = seconds
         self.reason = reason
+
+
+class AudioMissing(Exception):
+    """Reprocessing from transcription needs the recording, and it is gone (purged)."""

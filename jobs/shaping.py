@@ -13,8 +13,8 @@ import re
 import uuid
 from typing import Any
 
-from .models import AnalysisTemplate, ApiClient, Job
-from .providers.base import AnalysisContext, Participant, Section
+from jobs.models import AnalysisTemplate, ApiClient, Job
+from jobs.providers.base import AnalysisContext, Participant, Section
 
 INSTRUCTIONS_MAX = 4000
 TEMPLATE_NAME_MAX = 100

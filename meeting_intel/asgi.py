@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meeting_intel.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from meeting_intel.http.async_middleware import ASGIHandler  # noqa: E402
+
+# What django.core.asgi.get_asgi_application() builds, with every middleware on the loop.
+django_asgi_app = ASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from jobs.routing import websocket_urlpatterns  # noqa: E402
-from jobs.uploads import BodySizeLimit  # noqa: E402
+from jobs.api.auth import upload_allowed  # noqa: E402
+from jobs.web.routing import websocket_urlpatterns  # noqa: E402
+from meeting_intel.http.body_limits import BodySizeLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Oversized bodies are refused before Django spools them to disk.
-        "http": BodySizeLimit(django_asgi_app),
+        # Oversized bodies, and uploads without credentials, are refused
+        # before Django spools them to disk.
+        "http": BodySizeLimit(django_asgi_app, upload_allowed),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

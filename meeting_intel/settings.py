@@ -15,7 +15,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import (
+from meeting_intel.env import (
     env_bool,
     env_choice,
     env_float,
@@ -25,7 +25,7 @@ from .env import (
     env_str,
     env_url,
 )
-from .logging import logging_config
+from meeting_intel.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -73,17 +73,23 @@ INSTALLED_APPS = [
     "jobs",
     "meetings",
     "webhooks",
-    # Structured logging context and metrics for every process (meeting_intel/observability.py).
+    # Structured logging context and metrics for every process (meeting_intel/ops/wiring.py).
     "meeting_intel.apps.OpsConfig",
 ]
 
+# In the ASGI process every middleware runs on the event loop: Django's own are
+# swapped for inline subclasses (meeting_intel/http/async_middleware.py), so a
+# request hops to a thread for its sync view only, not per middleware.
 MIDDLEWARE = [
-    # First, so every line a request logs carries its job (meeting_intel/observability.py).
-    "meeting_intel.observability.RequestContextMiddleware",
+    # First, so every line a request logs carries its job (meeting_intel/ops/wiring.py).
+    "meeting_intel.ops.wiring.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Static files answered on the loop, before any session work.
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Inside CommonMiddleware: its APPEND_SLASH redirect still sees the 404.
+    "meeting_intel.http.errors.ApiErrorPagesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -111,6 +117,10 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+# The embedded default (no DATABASE_URL): process_meeting may migrate it itself.
+DATABASE_EMBEDDED = not env_str("DATABASE_URL")
+if DATABASE_EMBEDDED:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 try:
     _db = dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=0)
 except Exception as exc:  # dj-database-url raises several types for bad URLs
@@ -127,7 +137,28 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # One file per test run, so concurrent runs on one checkout do not collide.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
-    _db["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI each request runs its sync code in a thread of its own, and
+    # Django's connections are per thread: persistent connections would be
+    # opened per request and never reused. A pool per process hands each
+    # request an open connection instead (returned when the request ends).
+    # Celery's prefork children close the inherited pool and open their own.
+    # Sizing (README "Sizing"): every process may hold DATABASE_POOL_MAX_SIZE
+    # connections, so web workers × that + worker children × that must stay
+    # under PostgreSQL's max_connections.
+    _pool_max = env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=0)
+    _db["CONN_HEALTH_CHECKS"] = True  # with the pool: checked on checkout
+    if _pool_max:
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": min(env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0), _pool_max),
+                "max_size": _pool_max,
+                # A request waits this long for a free connection, then fails
+                # (a 500 the logs explain) rather than queueing for ever.
+                "timeout": env_float("DATABASE_POOL_TIMEOUT", 10, minimum=0.1),
+                # Idle connections above min_size are closed after 5 minutes.
+                "max_idle": 300,
+            }
+        }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -208,7 +239,15 @@ CHANNEL_LAYERS = {
         # layer's blocking receive on idle websockets; and its async pool
         # raises instead of waiting at 100 connections (mass disconnects).
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}]
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": None,
+                    # A Redis that does not answer refuses sockets in 2 s, not minutes.
+                    "socket_connect_timeout": 2,
+                    "max_connections": 1000,
+                }
+            ]
         },
     }
 }
@@ -227,7 +266,14 @@ TRANSCRIPT_CALLBACKS = env_bool(
     not any(h in PUBLIC_BASE_URL for h in ("://localhost", "://127.", "://[::1]")),
 )
 VIEWER_TOKEN_MAX_AGE = env_int("VIEWER_TOKEN_MAX_AGE", 30 * 24 * 3600, minimum=60)
+# Every open websocket re-checks its grant (staff session, viewer-token
+# version) this often, besides closing at once on logout, demotion and revocation.
+STAFF_SOCKET_RECHECK_SECONDS = env_float("STAFF_SOCKET_RECHECK_SECONDS", 30, minimum=1)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3, minimum=1)
+# Every body but an upload's (meeting_intel/http/body_limits.py): JSON, forms, multipart text fields.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024, minimum=1024)
+# The only routes whose multipart bodies may reach UPLOAD_MAX_BYTES.
+UPLOAD_PATHS = ("/api/v1/jobs/", "/admin/jobs/job/add/")
 
 ASSEMBLYAI_API_KEY = env_str("ASSEMBLYAI_API_KEY")
 ASSEMBLYAI_BASE_URL = env_url("ASSEMBLYAI_BASE_URL", "https://api.assemblyai.com")
@@ -242,7 +288,7 @@ OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS = env_float(
 )
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60, minimum=1)
 
-# Global provider limits shared by all workers (jobs/ratelimit.py). The
+# Global provider limits shared by all workers (jobs/providers/limits.py). The
 # defaults sit at typical paid-tier quotas, well above a few hundred jobs.
 RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
 RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
@@ -303,17 +349,17 @@ CACHES = {
     }
 }
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.auth.ClientRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "jobs.uploads.JSONParser",
+        "meeting_intel.http.body_limits.JSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "meeting_intel.http.body_limits.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "jobs.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "meeting_intel.http.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -341,16 +387,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # The first handler refuses a body over UPLOAD_MAX_BYTES as it streams in;
 # the others keep small files in memory and stream large ones to disk.
 FILE_UPLOAD_HANDLERS = [
-    "jobs.uploads.UploadLimitHandler",
+    "meeting_intel.http.body_limits.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+SERVESTATIC_USE_FINDERS = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -365,17 +411,27 @@ LOGIN_URL = "/admin/login/"
 LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "text" if DEBUG else "json")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
-LOGGING = logging_config(
-    LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2")
-)
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
+    )
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2"))
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
-# When set, /metrics needs `Authorization: Bearer <token>`.
+# /metrics (and a worker's metrics port) need `Authorization: Bearer <token>`.
+# Outside DEBUG an empty token stops start-up, unless METRICS_PUBLIC=true says
+# on purpose that anyone who can reach the port may read the metrics.
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
-# A worker machine without a web process serves its metrics on this port (0: off).
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+if not DEBUG and not METRICS_BEARER_TOKEN and not METRICS_PUBLIC:
+    raise ImproperlyConfigured(
+        "METRICS_BEARER_TOKEN must be set when DEBUG is false "
+        "(or set METRICS_PUBLIC=true to serve /metrics without one)"
+    )
+# A worker machine without a web process serves its metrics on this port (0: off),
+# on loopback unless WORKER_METRICS_ADDR names another address.
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
 READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 2, minimum=0.1)
 # Audio is deleted this many days after its job finished; transcripts stay (0: keep forever).
 AUDIO_RETENTION_DAYS = env_int("AUDIO_RETENTION_DAYS", 30, minimum=0)

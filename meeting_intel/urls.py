@@ -4,10 +4,10 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from jobs import api as job_api
-from jobs import dashboard, templates_api
-from jobs import views as job_views
-from meeting_intel import health, metrics
+from jobs.api import templates as templates_api
+from jobs.api import views as job_api
+from jobs.web import views as job_views
+from meeting_intel.ops import dashboard, health, metrics
 from meetings import api as meeting_api
 from meetings import exports as meeting_exports
 from meetings import views as meeting_views
@@ -83,5 +83,5 @@ urlpatterns = [
 ]
 
 # JSON error objects for unknown URLs and crashes under /api/; the usual pages elsewhere.
-handler404 = "jobs.api_errors.not_found"
-handler500 = "jobs.api_errors.server_error"
+handler404 = "meeting_intel.http.errors.not_found"
+handler500 = "meeting_intel.http.errors.server_error"

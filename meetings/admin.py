@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from .models import ActionItem, Decision, Meeting, Segment, Speaker
-from .serializers import ordered_sections
+from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.serializers import ordered_sections
 
 
 class SpeakerInline(admin.TabularInline):
@@ -42,8 +42,15 @@ class MeetingAdmin(admin.ModelAdmin):
     list_display = ["__str__", "language", "duration_seconds", "degraded", "created_at"]
     search_fields = ["title", "summary", "job__external_id"]
     list_filter = ["language", "transcription_provider", "analysis_provider"]
-    readonly_fields = ["job", "transcription_provider", "analysis_provider", "created_at", "degraded",
-                       "detected_language", "template_sections"]
+    readonly_fields = [
+        "job",
+        "transcription_provider",
+        "analysis_provider",
+        "created_at",
+        "degraded",
+        "detected_language",
+        "template_sections",
+    ]
     exclude = ["sections", "section_order"]
     inlines = [SpeakerInline, ActionItemInline, DecisionInline, SegmentInline]
 

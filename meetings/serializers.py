@@ -10,7 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 
 
 class SpeakerSerializer(serializers.ModelSerializer):

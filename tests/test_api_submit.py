@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs.media import safe_filename
 from jobs.models import IdempotencyKey, Job
+from meeting_intel.lib.media import safe_filename
 from tests.conftest import SAMPLE_AUDIO
 from tests.support.api_factories import api_for, new_client, stored_files, wav_bytes
 
@@ -209,16 +209,3 @@ def test_it_accepts_an_audio_url_as_json_and_leaves_the_download_to_the_worker(a
     assert job.audio_url == "https://recordings.example.org/m/1.mp3" and not job.audio
     assert job.metadata == {"k": [1, 2]}
     assert "audio_url" not in response.json()
-
-
-def test_without_ffprobe_only_the_first_bytes_are_checked_with_a_warning(api, monkeypatch, caplog):
-    monkeypatch.setenv("PATH", "/nonexistent")
-    half = upload(content=SAMPLE[: len(SAMPLE) // 2])
-    assert api.post(URL, {"audio": half}, format="multipart").status_code == 422  # RIFF size
-    caplog.clear()
-    response = api.post(URL, {"audio": upload(content=wav_bytes(2))}, format="multipart")
-    assert response.status_code == 201
-    assert "ffprobe/ffmpeg not on PATH" in caplog.text
-    assert (
-        api.post(URL, {"audio": upload(content=b"%PDF-1.7")}, format="multipart").status_code == 415
-    )

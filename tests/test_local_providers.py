@@ -1,4 +1,4 @@
-"""The offline providers: ffmpeg conversion, the local transcriber on the shipped
+"""The offline providers: in-process audio conversion, the local transcriber on the shipped
 sample, the rule-based analyzer, and a sanity check of OpenAI transcription.
 
 None of these need Redis or a database. The transcriber runs once per module
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
 import wave
 from datetime import date
 from pathlib import Path
@@ -17,15 +16,16 @@ from typing import Any
 
 import pytest
 
-from jobs import analysis
 from jobs.errors import PermanentError, TransientError
-from jobs.providers.audio import probe_duration, to_wav16k
+from jobs.providers import analysis_steps as analysis
+from jobs.providers.audio import probe_duration, to_mp3_16k, to_wav16k
 from jobs.providers.base import AudioSource, Transcript, Utterance
-from jobs.providers.due_dates import find_due_date
-from jobs.providers.local_analysis import SUMMARY_PREFIX, LocalAnalyzer
-from jobs.providers.local_transcription import LocalTranscriber, _read_pcm
-from jobs.providers.speaker_turns import label_turns, speech_turns
+from jobs.providers.local.analysis import SUMMARY_PREFIX, LocalAnalyzer
+from jobs.providers.local.due_dates import find_due_date
+from jobs.providers.local.speaker_turns import label_turns, speech_turns
+from jobs.providers.local.transcription import LocalTranscriber, _read_pcm
 from tests.fakes import FakeOpenAI
+from tests.support.media_files import CONTAINERS, make_recording, make_silent_film
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLE_WAV = SAMPLES / "standup.wav"
@@ -110,51 +110,50 @@ def test_fetch_is_refused_because_submit_is_synchronous() -> None:
 
 # --- conversion ----------------------------------------------------------------------
 
-CONTAINERS = {
-    "mp3": [],
-    "m4a": [],
-    "wav": [],
-    "ogg": [],
-    "webm": [],
-    "flac": [],
-    # A real video file: a picture stream the converter must skip.
-    "mp4": ["-f", "lavfi", "-i", "color=c=black:s=64x64:r=5", "-shortest", "-c:v", "mpeg4"],
-}
-
 
 @pytest.mark.parametrize("container", CONTAINERS)
 def test_it_converts_each_container_to_16k_mono_wav(tmp_path: Path, container: str) -> None:
-    source = tmp_path / f"meeting.{container}"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(SAMPLE_WAV),
-         *CONTAINERS[container], "-t", "10", str(source)],
-        check=True, timeout=60,
-    )  # fmt: skip
+    source = make_recording(container, tmp_path)
     converted = to_wav16k(source, tmp_path / "out")
     with wave.open(str(converted)) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
         seconds = wav.getnframes() / 16000
     assert seconds == pytest.approx(10.0, abs=0.15)
     assert probe_duration(converted) == pytest.approx(seconds, abs=0.01)
+    assert probe_duration(source) == pytest.approx(10.0, abs=0.15)
+
+
+@pytest.mark.parametrize("container", ["wav", "m4a", "mp4"])
+def test_it_converts_to_16k_mono_mp3_for_size_limited_uploads(tmp_path: Path, container: str):
+    converted = to_mp3_16k(make_recording(container, tmp_path), tmp_path / "out")
+    assert converted.read_bytes()[:3] == b"ID3"
+    assert probe_duration(converted) == pytest.approx(10.0, abs=0.15)
+    assert converted.stat().st_size < 60_000  # 32 kbit/s: ~40 kB for 10 s
+
+
+def test_conversion_needs_no_ffmpeg_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    source = make_recording("m4a", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run on PATH
+    assert probe_duration(to_wav16k(source, tmp_path / "out")) == pytest.approx(10.0, abs=0.15)
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "disguised.mp3"])
 def test_a_file_without_audio_is_unsupported_media(tmp_path: Path, name: str) -> None:
     fake = tmp_path / name
     fake.write_text("These are meeting notes, not a recording.\n" * 20)
-    with pytest.raises(PermanentError) as caught:
-        to_wav16k(fake, tmp_path / "out")
-    assert caught.value.code == "unsupported_media"
-    assert str(tmp_path) not in caught.value.message
+    for convert in (to_wav16k, to_mp3_16k):
+        with pytest.raises(PermanentError) as caught:
+            convert(fake, tmp_path / "out")
+        assert caught.value.code == "unsupported_media"
+        assert str(tmp_path) not in caught.value.message
     assert list((tmp_path / "out").iterdir()) == []
     assert probe_duration(fake) is None
 
 
-def test_a_missing_ffmpeg_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_a_video_without_sound_is_unsupported_media(tmp_path: Path) -> None:
     with pytest.raises(PermanentError) as caught:
-        to_wav16k(SAMPLE_WAV, tmp_path / "out")
-    assert caught.value.code == "ffmpeg_missing"
+        to_wav16k(make_silent_film(tmp_path / "film.mp4"), tmp_path / "out")
+    assert caught.value.code == "unsupported_media" and "no audio track" in caught.value.message
 
 
 # --- local analysis ------------------------------------------------------------------
@@ -272,7 +271,7 @@ def openai_settings(settings: Any, fake_openai: FakeOpenAI) -> Any:
 
 
 def test_openai_segments_become_single_speaker_utterances(openai_settings: Any) -> None:
-    from jobs.providers.openai_audio import OpenAITranscriber
+    from jobs.providers.openai.audio import OpenAITranscriber
 
     transcript = OpenAITranscriber().submit(AudioSource(path=SAMPLE_WAV))
     assert transcript.language == "en"
@@ -282,7 +281,7 @@ def test_openai_segments_become_single_speaker_utterances(openai_settings: Any) 
 
 
 def test_openai_diarizing_models_keep_their_speakers(openai_settings: Any) -> None:
-    from jobs.providers.openai_audio import OpenAITranscriber
+    from jobs.providers.openai.audio import OpenAITranscriber
 
     openai_settings.OPENAI_TRANSCRIPTION_MODEL = "gpt-4o-transcribe-diarize"
     transcript = OpenAITranscriber().submit(AudioSource(path=SAMPLE_WAV))
@@ -291,7 +290,7 @@ def test_openai_diarizing_models_keep_their_speakers(openai_settings: Any) -> No
 
 
 def test_openai_rate_limits_are_transient(openai_settings: Any, fake_openai: FakeOpenAI) -> None:
-    from jobs.providers.openai_audio import OpenAITranscriber
+    from jobs.providers.openai.audio import OpenAITranscriber
 
     fake_openai.rate_limit(route="transcription", retry_after=7)
     with pytest.raises(TransientError) as caught:

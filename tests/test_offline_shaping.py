@@ -10,10 +10,10 @@ from django.core.files.base import ContentFile
 from jobs import shaping
 from jobs.errors import PermanentError
 from jobs.models import Job
-from jobs.pipeline import run_inline
+from jobs.pipeline.runner import run_inline
 from jobs.providers.base import AnalysisContext, Participant, Section, Transcript, Utterance
-from jobs.providers.local_analysis import LocalAnalyzer
-from jobs.services import submit_job
+from jobs.providers.local.analysis import LocalAnalyzer
+from jobs.state import submit_job
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO
 from tests.fakes.script import DEFAULT_MEETING

@@ -1,28 +1,31 @@
-"""Audio conversion with ffmpeg, shared by the transcribers that need it.
+"""Audio conversion in this process with PyAV, for the transcribers that need it.
 
-ffmpeg decodes whatever a user uploads (mp3, m4a, wav, ogg, webm, mp4, flac,
-and more), so providers see one known format. Each call runs ffmpeg in a
-subprocess with a timeout. Failures become pipeline errors:
-PermanentError("unsupported_media") when the file holds no decodable audio,
-PermanentError("ffmpeg_missing") when ffmpeg is not installed, and
-TransientError("media_timeout") when ffmpeg runs past its time limit (a
-loaded machine is the usual cause, so a later attempt may succeed).
+PyAV's wheel carries FFmpeg's libraries, so whatever a user uploads (mp3,
+m4a, wav, ogg/opus, webm, mp4, flac, and more) decodes without an ffmpeg
+binary, and providers see one known format. Failures become pipeline errors:
+PermanentError("unsupported_media") when the file holds no decodable audio.
+Packets that fail to decode are skipped, as the ffmpeg command line does, so
+one damaged frame does not lose a meeting; a file none of whose audio decodes
+is unsupported.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import tempfile
+import wave
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import PermanentError, TransientError
+import av
+from av.audio.frame import AudioFrame
 
-# Decoding is far faster than real time; ten minutes covers many hours of audio.
-CONVERT_TIMEOUT_SECONDS = 600.0
-PROBE_TIMEOUT_SECONDS = 30.0
+from jobs.errors import PermanentError
+from meeting_intel.lib.media import MediaProblem, open_audio, probe_duration
+
 SAMPLE_RATE = 16000
+
+__all__ = ["SAMPLE_RATE", "probe_duration", "to_mp3_16k", "to_wav16k"]
 
 
 def to_wav16k(src: Path, dst_dir: Path) -> Path:
@@ -31,7 +34,7 @@ def to_wav16k(src: Path, dst_dir: Path) -> Path:
     Returns a new file inside `dst_dir` (the caller owns and removes it).
     Video streams are ignored; a file without an audio stream is unsupported.
     """
-    return _convert(src, dst_dir, ".wav", ["-c:a", "pcm_s16le", "-f", "wav"])
+    return _convert(src, dst_dir, ".wav", _write_wav)
 
 
 def to_mp3_16k(src: Path, dst_dir: Path, bitrate: str = "32k") -> Path:
@@ -40,68 +43,75 @@ def to_mp3_16k(src: Path, dst_dir: Path, bitrate: str = "32k") -> Path:
     For uploads with a size limit; speech at 16 kHz loses nothing a
     recogniser uses. Same contract as `to_wav16k`.
     """
-    return _convert(src, dst_dir, ".mp3", ["-c:a", "libmp3lame", "-b:a", bitrate, "-f", "mp3"])
+    bits_per_second = int(bitrate.rstrip("k")) * 1000
+    return _convert(src, dst_dir, ".mp3", lambda s, d: _write_mp3(s, d, bits_per_second))
 
 
-def probe_duration(path: Path) -> float | None:
-    """Seconds of audio per ffprobe, or None if unknown or the file has no audio."""
-    command = [
-        "ffprobe", "-v", "error", "-select_streams", "a:0",
-        "-show_entries", "stream=duration:format=duration", "-of", "json", str(path),
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS, check=False
-        )
-        found = json.loads(done.stdout) if done.returncode == 0 else {}
-    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
-        return None
-    streams = found.get("streams") or []
-    if not streams:  # ffprobe also "reads" text files, as pictures: no audio is no duration
-        return None
-    # Matroska/WebM give only the container's duration; prefer the stream's.
-    for value in (streams[0].get("duration"), found.get("format", {}).get("duration")):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def _convert(src: Path, dst_dir: Path, suffix: str, codec_args: list[str]) -> Path:
+def _convert(src: Path, dst_dir: Path, suffix: str, write: Callable[[Path, Path], int]) -> Path:
+    """Run `write(src, dst)` into a fresh file; no file is left behind on failure."""
     dst_dir.mkdir(parents=True, exist_ok=True)
     # A fresh name per call: two conversions of one source never collide.
     fd, name = tempfile.mkstemp(prefix=f"{src.stem[:40]}-", suffix=suffix, dir=dst_dir)
-    os.close(fd)  # ffmpeg writes the file by name
+    os.close(fd)
     dst = Path(name)
-    command = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-i", str(src),
-        # Only the first audio stream: a video's picture and a second
-        # language track are ignored, and no audio at all is an error.
-        "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
-        *codec_args, str(dst),
-    ]  # fmt: skip
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_SECONDS, check=False
-        )
-    except FileNotFoundError as exc:
+        samples = write(src, dst)
+    except BaseException:
         dst.unlink(missing_ok=True)
-        raise PermanentError("ffmpeg_missing", "ffmpeg is not installed on this server") from exc
-    except subprocess.TimeoutExpired as exc:
+        raise
+    if not samples:
         dst.unlink(missing_ok=True)
-        raise TransientError(
-            "media_timeout", f"ffmpeg took more than {CONVERT_TIMEOUT_SECONDS:.0f} s to decode"
-        ) from exc
-    if done.returncode != 0 or dst.stat().st_size == 0:
-        dst.unlink(missing_ok=True)
-        raise PermanentError("unsupported_media", _describe_failure(src, done.stderr))
+        raise _no_audio(src, "no audio samples decoded")
     return dst
 
 
-def _describe_failure(src: Path, stderr: str) -> str:
-    """ffmpeg's last complaint, without the server's directory layout."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    reason = lines[-1].replace(str(src), src.name) if lines else "no reason given"
-    return f"The file holds no audio that can be decoded ({reason[:300]})"
+def _write_wav(src: Path, dst: Path) -> int:
+    written = 0
+    with wave.open(str(dst), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        for frame in _frames(src, "s16"):
+            wav.writeframes(frame.to_ndarray().tobytes())
+            written += frame.samples
+    return written
+
+
+def _write_mp3(src: Path, dst: Path, bits_per_second: int) -> int:
+    written = 0
+    with av.open(str(dst), mode="w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=SAMPLE_RATE, layout="mono")
+        stream.bit_rate = bits_per_second
+        for frame in _frames(src, stream.codec_context.format.name):
+            written += frame.samples
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return written
+
+
+def _frames(src: Path, sample_format: str) -> Iterator[AudioFrame]:
+    """The first audio stream of `src`, decoded and resampled to 16 kHz mono."""
+    resampler = av.AudioResampler(format=sample_format, layout="mono", rate=SAMPLE_RATE)
+    try:
+        with open_audio(src) as (container, stream):
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.InvalidDataError:
+                    continue  # a damaged packet: skip it, as ffmpeg does
+                for frame in decoded:
+                    frame.pts = None  # the resampler keeps its own clock
+                    yield from resampler.resample(frame)
+        yield from resampler.resample(None)
+    except MediaProblem as problem:
+        raise _no_audio(src, problem.message) from None
+    except av.FFmpegError as exc:
+        raise _no_audio(src, str(exc)) from None
+
+
+def _no_audio(src: Path, reason: str) -> PermanentError:
+    """The decoder's complaint, without the server's directory layout."""
+    reason = reason.replace(str(src), src.name).replace(str(src.parent), "")
+    return PermanentError(
+        "unsupported_media", f"The file holds no audio that can be decoded ({reason[:300]})"
+    )

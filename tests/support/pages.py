@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from django.contrib.auth import get_user_model
 
-from .platform import ROOT
+from tests.support.platform import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,16 +48,28 @@ def staff_session(
     return session
 
 
+HOW_TO_GET_CHROMIUM = (
+    "install Debian's chromium package (as root: apt-get install chromium; "
+    "make test does it when it runs as root with apt reachable)"
+)
+
+
+def require_chromium() -> None:
+    """Call at the top of a browser test module: skip it whole, in one line, when
+    Chromium is missing, except under CI=true, where a missing browser fails."""
+    if os.access(CHROMIUM, os.X_OK):
+        return
+    reason = f"browser tests need {CHROMIUM}, which is missing: {HOW_TO_GET_CHROMIUM}"
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 def launch_chromium(playwright: Any) -> Any:
-    """Headless Chromium from Debian's package; a clear failure (never a skip) when missing.
+    """Headless Chromium from Debian's package (see require_chromium).
 
     Playwright's own browser downloads are never used: there is no internet.
     """
-    if not os.access(CHROMIUM, os.X_OK):
-        raise RuntimeError(
-            f"{CHROMIUM} is missing: install Debian's chromium package "
-            "(apt-get install chromium; .ci/run does this) to run the browser tests"
-        )
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 

@@ -1,4 +1,11 @@
-"""Run the whole pipeline on a local file in this process and print the meeting."""
+"""Run the whole pipeline on a local file in this process and print the meeting.
+
+A user's mistake (a missing or non-audio file, an unmigrated or unreachable
+database, a provider refusing its key) ends with one line on stderr and a
+non-zero exit, never a traceback. Pending migrations are applied here only on
+the embedded SQLite default (no DATABASE_URL), which nobody else shares; any
+other database is left to `manage.py migrate`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
 
-from jobs import broadcast, pipeline
-from jobs.media import MediaProblem, inspect_media, safe_filename
 from jobs.models import Job
-from jobs.services import submit_job
+from jobs.pipeline import runner as pipeline
+from jobs.state import submit_job
+from jobs.web import broadcast
+from meeting_intel.lib.media import MediaProblem, inspect_media, safe_filename
 from meetings.serializers import meeting_data
 
 
@@ -35,6 +47,7 @@ class Command(BaseCommand):
             inspect_media(path)
         except MediaProblem as problem:
             raise CommandError(f"{path}: {problem.message}") from None
+        self._ensure_migrated()
         broadcast.disable()
         with path.open("rb") as fh:
             job = submit_job(
@@ -56,6 +69,25 @@ class Command(BaseCommand):
             raise CommandError(f"Processing failed ({job.error_code}): {job.error_message}")
         meeting_id = job.meeting.id
         self.stdout.write(json.dumps(meeting_data(meeting_id), indent=2, default=str))
+
+    def _ensure_migrated(self) -> None:
+        try:
+            executor = MigrationExecutor(connection)
+            pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except DatabaseError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(f"Cannot use the database: {reason}") from None
+        if not pending:
+            return
+        if not settings.DATABASE_EMBEDDED:
+            raise CommandError(
+                f"The database has {len(pending)} unapplied migrations: "
+                "run `python manage.py migrate` first."
+            )
+        self.stderr.write(
+            f"Applying {len(pending)} migrations to {connection.settings_dict['NAME']}"
+        )
+        call_command("migrate", interactive=False, verbosity=0)
 
     def _progress(self, job: Job) -> None:
         width = 30
