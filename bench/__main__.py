@@ -30,6 +30,7 @@ def main() -> int:
         # Imported once Django is set up by the harness.
         from bench.pipeline_scenarios import cost, latency, throughput
         from bench.savecost import save_scenario
+        from bench.search_scenario import search_scenario
         from bench.web_scenarios import api_load, fanout, upload
 
         scenarios = {
@@ -40,6 +41,7 @@ def main() -> int:
             5: upload,
             6: api_load,
             7: fanout,
+            8: search_scenario,
         }
         info = machine(_database())
         for number in wanted:

@@ -32,6 +32,10 @@ class Sizes:
     # 7. Websocket fan-out.
     s7_subscribers: int = 200
     s7_changes: int = 10
+    # 8. Search across meetings (the issue's size: 1,000 one-hour meetings).
+    s8_meetings: int = 1_000
+    s8_segments_per_meeting: int = 600
+    s8_queries: int = 60
 
 
 DEFAULT = Sizes()
@@ -54,6 +58,6 @@ def sizes_from_env() -> Sizes:
 
 
 def scenarios_from_env() -> list[int]:
-    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all seven."""
+    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all eight."""
     only = os.environ.get("BENCH_ONLY", "").strip()
-    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 8))
+    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 9))

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -23,6 +24,16 @@ class ApiClient(models.Model):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    monthly_budget_usd = models.DecimalField(
+        "monthly budget (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Submissions are refused (429 budget_exceeded) once the jobs created this "
+        "calendar month (UTC) cost this much. Blank: no budget.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -183,9 +194,18 @@ class Job(models.Model):
     # Per-chunk answers of long transcripts: {step: {chunk index: answer}}.
     analysis_partials = models.JSONField(default=dict, blank=True)
     results_saved_at = models.DateTimeField(null=True, blank=True)
+    # The search index step (jobs/pipeline/index.py): "" still to do, "done",
+    # or "failed" (the meeting lists `search_index` under degraded).
+    search_index = models.CharField(max_length=8, blank=True)
 
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    # Seconds of audio sent to a transcriber, summed over every transcription
+    # (a reprocess from transcription pays again).
+    transcribed_seconds = models.FloatField(default=0)
+    # SPEC's usage, priced when the job ends (jobs/usage.py); {} before.
+    usage = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    embedding_tokens = models.PositiveIntegerField(default=0)
 
     viewer_token_version = models.PositiveIntegerField(default=1)
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from jobs.errors import AudioMissing, JobLost
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.usage import live_usage
 from jobs.web.broadcast import broadcast_job
 from meetings.models import Meeting
 
@@ -68,6 +69,9 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(job, name, value)
+    if fields.get("status") in Job.TERMINAL:
+        # The bill of an ended job is priced once, from its final counters.
+        fields["usage"] = job.usage = live_usage(job)
     with transaction.atomic():
         Job.objects.filter(id=job.id).update(**fields)
         _event(job, message or f"{job.status}/{job.stage}")
@@ -277,6 +281,7 @@ def reprocess_job(job: Job, start: str, **shaping: Any) -> bool:
             "analysis_steps_done": [],
             "analysis_steps_failed": [],
             "analysis_partials": {},
+            "search_index": "",
             **shaping,
         }
         Meeting.objects.filter(job=fresh).update(sections={}, section_order=[])

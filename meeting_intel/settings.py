@@ -21,10 +21,12 @@ from meeting_intel.env import (
     env_float,
     env_float_list,
     env_int,
+    env_json,
     env_list,
     env_str,
     env_url,
 )
+from meeting_intel.lib import pricing
 from meeting_intel.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -224,6 +226,7 @@ WORKER_QUEUES = ("celery", "transcription", "analysis", "webhooks", "maintenance
 CELERY_TASK_ROUTES = {
     "jobs.transcribe": {"queue": "transcription"},
     "jobs.poll_transcript": {"queue": "transcription"},
+    "jobs.index": {"queue": "analysis"},
     "jobs.analyze": {"queue": "analysis"},
     "jobs.finalize": {"queue": "analysis"},
     "webhooks.*": {"queue": "webhooks"},
@@ -294,6 +297,14 @@ RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1
 RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
 OPENAI_REQUESTS_PER_MINUTE = env_int("OPENAI_REQUESTS_PER_MINUTE", 3000, minimum=1)
 OPENAI_TOKENS_PER_MINUTE = env_int("OPENAI_TOKENS_PER_MINUTE", 2_000_000, minimum=1)
+# Search embeddings (README "Search"); OpenAI limits each model on its own.
+OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+OPENAI_EMBEDDING_REQUESTS_PER_MINUTE = env_int(
+    "OPENAI_EMBEDDING_REQUESTS_PER_MINUTE", 3000, minimum=1
+)
+OPENAI_EMBEDDING_TOKENS_PER_MINUTE = env_int(
+    "OPENAI_EMBEDDING_TOKENS_PER_MINUTE", 1_000_000, minimum=1
+)
 ASSEMBLYAI_MAX_CONCURRENT = env_int("ASSEMBLYAI_MAX_CONCURRENT", 500, minimum=1)
 # Analysis splits long transcripts into chunks of about this many tokens.
 ANALYSIS_CHUNK_TOKENS = env_int("ANALYSIS_CHUNK_TOKENS", 6000, minimum=200)
@@ -315,6 +326,17 @@ if TRANSCRIPTION_PROVIDER == "assemblyai" and not ASSEMBLYAI_API_KEY:
     raise ImproperlyConfigured("TRANSCRIPTION_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY")
 if "openai" in (TRANSCRIPTION_PROVIDER, ANALYSIS_PROVIDER) and not OPENAI_API_KEY:
     raise ImproperlyConfigured("the openai provider needs OPENAI_API_KEY")
+
+# What each job cost (meeting_intel/lib/pricing.py has the defaults and the shape).
+PRICE_TABLE = pricing.build(env_json("PRICE_TABLE", {}))
+pricing.require(
+    PRICE_TABLE,
+    transcription=(
+        TRANSCRIPTION_PROVIDER,
+        pricing.transcription_model(TRANSCRIPTION_PROVIDER, OPENAI_TRANSCRIPTION_MODEL),
+    ),
+    analysis=(ANALYSIS_PROVIDER, pricing.analysis_model(ANALYSIS_PROVIDER, OPENAI_MODEL)),
+)
 
 # --- Webhooks ---------------------------------------------------------------
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
@@ -414,7 +436,12 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
     raise ImproperlyConfigured(
         f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
     )
-LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2"))
+LOGGING = logging_config(
+    LOG_FORMAT,
+    LOG_LEVEL,
+    # fontTools logs every glyph of every font subset a PDF report embeds.
+    quiet=("httpx", "httpcore", "httpx2", "httpcore2", "fontTools"),
+)
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))

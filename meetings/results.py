@@ -6,7 +6,6 @@ again (a retry, a redelivery, a reprocess) never duplicates anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -29,8 +28,10 @@ def save_transcript(job: Job, transcript: Transcript, provider: str) -> Meeting:
             "sections": {},
             "section_order": [],
             "degraded": [],
+            "search_indexed_at": None,
         },
     )
+    meeting.passages.all().delete()  # the search index step rebuilds them
     meeting.speakers.all().delete()  # cascades to segments
     meeting.action_items.all().delete()
     meeting.decisions.all().delete()
@@ -73,22 +74,6 @@ def _non_negative(value: int | None) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-def match_participant(owner: str, participants: Sequence[str]) -> str:
-    """The participant `owner` means, else `owner` as given.
-
-    Exact (ignoring case) first, then a name that is one word of exactly one
-    participant's name ("Alice" for "Alice Smith").
-    """
-    if not owner or not participants:
-        return owner
-    folded = owner.casefold()
-    for name in participants:
-        if name.casefold() == folded:
-            return name
-    partial = [n for n in participants if folded in n.casefold().split()]
-    return partial[0] if len(partial) == 1 else owner
-
-
 def save_section(
     meeting: Meeting, key: str, title: str, items: list[dict[str, Any]], order: list[str]
 ) -> None:
@@ -110,13 +95,8 @@ def save_section(
     meeting.save(update_fields=["sections", "section_order", "updated_at"])
 
 
-def save_step(
-    meeting: Meeting, step: str, data: dict[str, Any], participants: Sequence[str] = ()
-) -> None:
-    """Store one analysis step's validated answer. Call inside a transaction.
-
-    Action-item owners are matched to the known `participants`' names.
-    """
+def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
+    """Store one analysis step's validated answer. Call inside a transaction."""
     if step == "speaker_names":
         for entry in data["speakers"]:
             name = (entry.get("name") or "").strip()[:120]
@@ -132,7 +112,7 @@ def save_step(
                 meeting=meeting,
                 index=i,
                 text=item["text"].strip(),
-                owner=match_participant((item.get("owner") or "").strip(), participants)[:120],
+                owner=(item.get("owner") or "").strip()[:120],
                 due_date=_parse_date(item.get("due_date")),
                 source_start_ms=_non_negative(item.get("source_start_ms")),
             )

@@ -22,6 +22,7 @@ from meetings.models import Meeting, Segment, Speaker
 from meetings.serializers import ordered_sections, with_results
 
 EXPORT_FORMATS = (("txt", "Text"), ("srt", "SubRip"), ("vtt", "WebVTT"), ("md", "Markdown"))
+REPORT_FORMATS = (("pdf", "PDF"), ("docx", "Word"))
 DEGRADED_LABELS = {
     "speaker_names": "Speaker names",
     "summary": "Summary",
@@ -181,6 +182,16 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
                 )
                 for fmt, label in EXPORT_FORMATS
             ],
+            "reports": [
+                (
+                    fmt,
+                    label,
+                    reverse("meeting-report", args=[meeting.id, fmt]) + f"?token={quote(token)}",
+                )
+                for fmt, label in REPORT_FORMATS
+            ],
+            "calendar_url": reverse("meeting-action-items", args=[meeting.id])
+            + f"?token={quote(token)}",
             "is_staff": is_staff(request.user),
             "can_reprocess": is_staff(request.user) and request.user.has_perm("jobs.reprocess_job"),
         },

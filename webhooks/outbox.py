@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.usage import job_usage
 from jobs.web.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
@@ -28,6 +29,7 @@ def event_body(job: Job, event_type: str) -> str:
         "external_id": job.external_id,
         "error": job.error if event_type == "job.failed" else None,
         "results_url": results_url(job, meeting_id),
+        "usage": job_usage(job),
     }
     if job.webhook_payload == Job.WebhookPayload.THIN:
         data["meeting_id"] = str(meeting_id) if meeting_id else None

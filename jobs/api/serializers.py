@@ -14,6 +14,7 @@ from rest_framework import serializers
 from jobs import shaping
 from jobs.api.shaping import InstructionsField, ParticipantsField, VocabularyField
 from jobs.models import Job, JobEvent
+from jobs.usage import Usage, job_usage
 from jobs.web.tokens import results_url, status_url
 from meeting_intel.http import strict_json
 from meeting_intel.lib.media import MediaProblem, inspect_upload
@@ -54,12 +55,22 @@ class MetadataField(serializers.JSONField):
         return f"metadata must be at most {METADATA_MAX_BYTES} bytes as JSON."
 
 
+class UsageSerializer(serializers.Serializer):
+    audio_seconds = serializers.FloatField(help_text="Audio sent to a transcriber, in seconds.")
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    transcription_usd = serializers.FloatField()
+    analysis_usd = serializers.FloatField()
+    total_usd = serializers.FloatField()
+
+
 class JobSerializer(serializers.ModelSerializer):
     error = ErrorSerializer(allow_null=True, read_only=True)
     metadata = MetadataField(read_only=True)
     meeting_id = serializers.SerializerMethodField()
     status_url = serializers.SerializerMethodField()
     results_url = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField()
     template = serializers.CharField(
         source="template_name",
         allow_null=True,
@@ -97,6 +108,7 @@ class JobSerializer(serializers.ModelSerializer):
             "meeting_id",
             "status_url",
             "results_url",
+            "usage",
         ]
         read_only_fields = fields
 
@@ -116,6 +128,11 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_results_url(self, job: Job) -> str | None:
         return results_url(job, self._meeting_id(job))
+
+    @extend_schema_field(UsageSerializer)
+    def get_usage(self, job: Job) -> Usage:
+        """Priced from the price table (README "Usage and cost"); frozen when the job ends."""
+        return job_usage(job)
 
 
 class JobEventSerializer(serializers.ModelSerializer):

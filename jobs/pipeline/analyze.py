@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from jobs import shaping
 from jobs.errors import Deferred, PermanentError, TransientError
 from jobs.models import Job
-from jobs.pipeline import chunking
+from jobs.pipeline import answers, chunking
 from jobs.providers import get_analyzer
 from jobs.providers.analysis_steps import job_steps, pending_analysis, section_key, step_label
 from jobs.providers.base import AnalysisContext, StepOutput, Transcript
@@ -38,11 +39,12 @@ def analyze(job: Job, task_id: str) -> float | None:
     ANALYSIS_TASK_BUDGET_SECONDS and continues in a fresh task.
     """
     meeting = Meeting.objects.get(job=job)
-    chunks = chunking.split(
-        meeting_services.load_transcript(meeting), settings.ANALYSIS_CHUNK_TOKENS
-    )
-    context = shaping.context_for(job, meeting.language)
-    run = _AnalysisRun(job, task_id, chunks, context)
+    transcript = meeting_services.load_transcript(meeting)
+    chunks = chunking.split(transcript, settings.ANALYSIS_CHUNK_TOKENS)
+    names = dict(meeting.speakers.values_list("label", "name"))
+    shaped = shaping.context_for(job, meeting.language)
+    context = answers.AnswerContext.of(transcript, names, [p.name for p in shaped.participants])
+    run = _AnalysisRun(job, task_id, chunks, context, shaped)
     run.report()
     run.execute()
     run.reduce_summary()
@@ -58,9 +60,15 @@ class _AnalysisRun:
     """
 
     def __init__(
-        self, job: Job, task_id: str, chunks: list[Transcript], context: AnalysisContext
+        self,
+        job: Job,
+        task_id: str,
+        chunks: list[Transcript],
+        context: answers.AnswerContext,
+        shaped: AnalysisContext,
     ) -> None:
         self.job, self.task_id, self.chunks, self.context = job, task_id, chunks, context
+        self.shaped = shaped
         self.steps = job_steps(job)
         self.analyzer = get_analyzer()
         self.deadline = time.monotonic() + settings.ANALYSIS_TASK_BUDGET_SECONDS
@@ -112,7 +120,7 @@ class _AnalysisRun:
                 for step, index in work:
                     if step not in self.failed:
                         future = pool.submit(
-                            self.analyzer.run, step, self.chunks[index], self.context
+                            self.analyzer.run, step, self.chunks[index], self.shaped
                         )
                         futures[future] = (step, index)
                         return
@@ -145,7 +153,16 @@ class _AnalysisRun:
             logger.exception("analysis step %s of job %s crashed", step, self.job.id)
             self._fail(step, f"{type(exc).__name__}: {exc}")
         else:
-            self._chunk_done(step, index, output)
+            output = replace(output, data=answers.clean(step, output.data, self.context))
+            self._saving(step, lambda: self._chunk_done(step, index, output))
+
+    def _saving(self, step: str, save: Any) -> None:
+        """Run `save`; an answer the database still refuses degrades its step alone."""
+        try:
+            save()
+        except DatabaseError:
+            logger.exception("the %s answer of job %s could not be saved", step, self.job.id)
+            self._fail(step, "its answer could not be saved")
 
     def _fail(self, step: str, reason: str) -> None:
         self.failed.add(step)
@@ -174,7 +191,7 @@ class _AnalysisRun:
             complete = all(part is not None for part in parts)
             if complete and (len(parts) == 1 or step != "summary"):
                 data = parts[0] if len(parts) == 1 else chunking.merge(step, parts)
-                self._save_step(fresh, step, data, fields)
+                self._save_step(fresh, step, answers.clean(step, data, self.context), fields)
             else:
                 Job.objects.filter(id=fresh.id).update(**fields)
                 for name, value in fields.items():
@@ -187,16 +204,14 @@ class _AnalysisRun:
         meeting = Meeting.objects.get(job=job)
         key = section_key(step)
         if key is None:
-            meeting_services.save_step(
-                meeting, step, data, [p.name for p in self.context.participants]
-            )
+            meeting_services.save_step(meeting, step, data)
         else:
             meeting_services.save_section(
                 meeting,
                 key,
-                self.context.section(key).title,
+                self.shaped.section(key).title,
                 data["items"],
-                [s.key for s in self.context.sections],
+                [s.key for s in self.shaped.sections],
             )
         if meeting.analysis_provider != self.analyzer.name:
             meeting.analysis_provider = self.analyzer.name
@@ -225,7 +240,7 @@ class _AnalysisRun:
                 groups = chunking.split(
                     chunking.summaries_as_transcript(texts), settings.ANALYSIS_CHUNK_TOKENS
                 )
-                outputs = [self.analyzer.run("summary", group, self.context) for group in groups]
+                outputs = [self.analyzer.run("summary", group, self.shaped) for group in groups]
                 tokens[0] += sum(o.prompt_tokens for o in outputs)
                 tokens[1] += sum(o.completion_tokens for o in outputs)
                 texts = [o.data["summary"] for o in outputs]
@@ -235,6 +250,9 @@ class _AnalysisRun:
         except PermanentError as exc:
             self._fail("summary", exc.message)
             return
+        self._saving("summary", lambda: self._save_summary(texts[0], tokens))
+
+    def _save_summary(self, summary: str, tokens: list[int]) -> None:
         with transaction.atomic():
             fresh = lock_for_write(self.job, self.task_id)
             fields = {
@@ -242,7 +260,8 @@ class _AnalysisRun:
                 "prompt_tokens": fresh.prompt_tokens + tokens[0],
                 "completion_tokens": fresh.completion_tokens + tokens[1],
             }
-            self._save_step(fresh, "summary", {"summary": texts[0]}, fields)
+            data = answers.clean("summary", {"summary": summary}, self.context)
+            self._save_step(fresh, "summary", data, fields)
         self.job = fresh
 
     def raise_pending_problems(self) -> None:

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0004_custom_permissions'),
+        ('jobs', '0006_search_index_step'),
     ]
 
     operations = [
