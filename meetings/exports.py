@@ -203,15 +203,15 @@ def report_response(meeting: Meeting, fmt: str) -> HttpResponse:
     )
 
 
-def moment_link(job: Job, meeting_id: object, start_ms: int | None) -> str:
+def moment_link(results_page: str, start_ms: int | None) -> str:
     """The results page at `start_ms` (whole seconds, `#t=`), or at its top for None."""
-    url = results_url(job, meeting_id) or ""
-    return url if start_ms is None else f"{url}#t={max(0, int(start_ms)) // 1000}"
+    return results_page if start_ms is None else f"{results_page}#t={max(0, int(start_ms)) // 1000}"
 
 
 def calendar_response(meeting: Meeting, job: Job) -> HttpResponse:
     """The meeting's action items as an `.ics` download of VTODOs."""
-    body = render_ics(meeting, lambda ms: moment_link(job, meeting.id, ms))
+    results_page = results_url(job, meeting.id) or ""
+    body = render_ics(meeting, lambda ms: moment_link(results_page, ms))
     return _download(body, "text/calendar; charset=utf-8", meeting, "action-items", "ics")
 
 
