@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import shaping
 from jobs.errors import Deferred, JobLost, PermanentError, TransientError
 from jobs.failures import public_message
 from jobs.models import Job
@@ -208,7 +209,9 @@ def _audio_source(job: Job) -> AudioSource:
     return AudioSource(
         path=path,
         language=job.language,
-        speakers_expected=job.speakers_expected,
+        # Known participants say how many voices to expect unless the client did.
+        speakers_expected=job.speakers_expected or len(job.participants) or None,
+        vocabulary=shaping.hints(job),
         callback_url=callback_url,
         callback_header=header,
     )
