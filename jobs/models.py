@@ -13,6 +13,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from jobs.failures import public_error
+
 
 class ApiClient(models.Model):
     """A CMS integration. Its key is shown once; only a SHA-256 hash is stored."""
@@ -237,9 +239,9 @@ class Job(models.Model):
 
     @property
     def error(self) -> dict[str, Any] | None:
-        if not self.error_code:
-            return None
-        return {"code": self.error_code, "message": self.error_message}
+        # The message comes from a fixed table; error_message (the exception
+        # text) is for the logs and admin only.
+        return public_error(self.error_code)
 
 
 class JobEvent(models.Model):

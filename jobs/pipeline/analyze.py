@@ -165,13 +165,15 @@ class _AnalysisRun:
             self._fail(step, "its answer could not be saved")
 
     def _fail(self, step: str, reason: str) -> None:
+        """Degrade `step`; `reason` (exception text) goes to the log, not the timeline."""
+        logger.warning("analysis step %s of job %s degraded: %s", step, self.job.id, reason)
         self.failed.add(step)
         with transaction.atomic():
             fresh = lock_for_write(self.job, self.task_id)
             partials = {k: v for k, v in fresh.analysis_partials.items() if k != step}
             update_job(
                 fresh,
-                f"{step_label(step)} unavailable: {reason}",
+                f"{step_label(step)} unavailable: the analysis could not produce it",
                 analysis_steps_failed=[*fresh.analysis_steps_failed, step],
                 analysis_partials=partials,
             )

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from jobs import shaping
 from jobs.errors import Deferred, JobLost, PermanentError, TransientError
+from jobs.failures import public_message
 from jobs.models import Job
 from jobs.pipeline import download as downloads
 from jobs.pipeline import index as search_index
@@ -149,9 +150,10 @@ def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
         delay = backoff_seconds(job.step_retries)
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
+        logger.info("job %s retries in %.0fs (%s): %s", job.id, delay, exc.code, exc.message)
         update_job(
             job,
-            f"Retrying in {delay:.0f}s: {exc.message}",
+            f"Retrying in {delay:.0f}s: {public_message(exc.code)}",
             status=Status.RETRYING,
             step_retries=job.step_retries + 1,
             attempts=job.attempts + 1,
