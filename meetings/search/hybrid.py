@@ -132,8 +132,8 @@ def _containing_passages(hits: list[Hit], model: str) -> dict[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT s.id, p.id FROM meetings_segment s JOIN meetings_passage p "
-            "ON p.meeting_id = s.meeting_id AND p.first_segment <= s.\"index\" "
-            "AND p.last_segment >= s.\"index\" AND p.model = %s "
+            'ON p.meeting_id = s.meeting_id AND p.first_segment <= s."index" '
+            'AND p.last_segment >= s."index" AND p.model = %s '
             f"WHERE s.id IN ({marks})",
             [model, *ids],
         )
