@@ -60,6 +60,6 @@ def sizes_from_env() -> Sizes:
 
 
 def scenarios_from_env() -> list[int]:
-    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all eight."""
+    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all nine."""
     only = os.environ.get("BENCH_ONLY", "").strip()
-    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 9))
+    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 10))
