@@ -49,4 +49,4 @@ VOLUME ["/data/media", "/data/metrics"]
 EXPOSE 8000
 
 # Same as the Procfile's web entry; `exec` so uvicorn gets SIGTERM directly.
-CMD ["sh", "-c", "exec uvicorn meeting_intel.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --proxy-headers --lifespan off --ws websockets-sansio"]
+CMD ["sh", "-c", "exec uvicorn meeting_intel.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY:-$(nproc)} --proxy-headers --lifespan off --ws websockets-sansio"]

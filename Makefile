@@ -55,7 +55,9 @@ lint: install
 # The benchmark suite (README "Performance"): the platform and a stand-in of
 # the original design against the fake providers; prints one table and writes
 # bench/results.json. Uses DATABASE_URL's PostgreSQL server (database
-# meeting_intel_bench) or SQLite, and Redis databases 14 and 15.
+# meeting_intel_bench, or BENCH_DATABASE) or SQLite, and Redis databases 14 and 15
+# (of an embedded Redis when REDIS_URL is unset). Scenario 6 uses wrk when installed.
 # BENCH_FULL=1 runs the full size; BENCH_ONLY=1,3 runs some scenarios.
 bench: install
+	@command -v wrk >/dev/null || echo "bench: wrk not found (Debian: apt-get install -y wrk); scenario 6 falls back to Python client threads and reports their ceiling"
 	$(PY) -m meeting_intel.devserver exec -- $(PY) -m bench

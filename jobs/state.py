@@ -16,12 +16,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs.errors import AudioMissing, JobLost
+from jobs.failures import public_message
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
 from jobs.usage import live_usage
 from jobs.web.broadcast import broadcast_job
+from meetings.models import Meeting
 
 logger = logging.getLogger(__name__)
+
 
 Status = Job.Status
 Stage = Job.Stage
@@ -206,9 +209,10 @@ def fail_job(job: Job, code: str, message: str) -> None:
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status in Job.TERMINAL:
             return
+        logger.warning("job %s failed (%s): %s", fresh.id, code, message)
         update_job(
             fresh,
-            f"Failed: {message}",
+            f"Failed: {public_message(code)}",
             status=Status.FAILED,
             error_code=code,
             error_message=message,
@@ -255,14 +259,18 @@ def retry_job(job: Job) -> bool:
     return True
 
 
-def reprocess_job(job: Job, start: str) -> bool:
+def reprocess_job(job: Job, start: str, **shaping: Any) -> bool:
     """Run a finished job again from `start` ("transcription" or "analysis").
 
     From analysis keeps the transcript; from transcription submits the audio
     again (the one case where a job pays for a second transcription). Raises
     AudioMissing, changing nothing, when transcription would need a recording
-    the server no longer has.
+    the server no longer has. `shaping` sets what the analysis is asked for
+    from now on (`template`, `analysis_template`, `instructions`); the
+    meeting's sections are cleared as every analysis step runs again.
+
     """
+
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status not in (*RESTARTABLE, Status.COMPLETED):
@@ -274,8 +282,11 @@ def reprocess_job(job: Job, start: str) -> bool:
         reset: dict[str, Any] = {
             "analysis_steps_done": [],
             "analysis_steps_failed": [],
+            "analysis_partials": {},
             "search_index": "",
+            **shaping,
         }
+        Meeting.objects.filter(job=fresh).update(sections={}, section_order=[])
         if start == "transcription":
             reset.update(
                 transcript_external_id="",
