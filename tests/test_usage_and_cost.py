@@ -102,6 +102,9 @@ def test_the_webhook_carries_the_usage(priced):
     job = make_job(client, transcription_provider="assemblyai", transcribed_seconds=60)
     data = json.loads(event_body(job, "job.completed"))["data"]
     assert set(data["usage"]) == USAGE_KEYS and data["usage"]["audio_seconds"] == 60.0
+    job.webhook_payload = Job.WebhookPayload.THIN
+    thin = json.loads(event_body(job, "job.failed"))["data"]
+    assert "meeting" not in thin and thin["usage"] == data["usage"]
 
 
 @pytest.mark.django_db(transaction=True)
