@@ -15,6 +15,7 @@ from jobs.errors import AudioMissing
 from jobs.models import Job
 from jobs.pipeline.queue import enqueue_next_on_commit
 from jobs.state import broadcast_after_commit, record_event, release_slot_after_commit, update_job
+from meetings.models import Meeting
 
 Status = Job.Status
 Stage = Job.Stage
@@ -64,13 +65,15 @@ def retry_job(job: Job) -> bool:
     return True
 
 
-def reprocess_job(job: Job, start: str) -> bool:
+def reprocess_job(job: Job, start: str, **shaping: Any) -> bool:
     """Run a finished job again from `start` ("transcription" or "analysis").
 
     From analysis keeps the transcript; from transcription submits the audio
     again (the one case where a job pays for a second transcription). Raises
     AudioMissing, changing nothing, when transcription would need a recording
-    the server no longer has.
+    the server no longer has. `shaping` sets what the analysis is asked for
+    from now on (`template`, `analysis_template`, `instructions`); the
+    meeting's sections are cleared as every analysis step runs again.
     """
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
@@ -83,8 +86,11 @@ def reprocess_job(job: Job, start: str) -> bool:
         reset: dict[str, Any] = {
             "analysis_steps_done": [],
             "analysis_steps_failed": [],
+            "analysis_partials": {},
             "search_index": "",
+            **shaping,
         }
+        Meeting.objects.filter(job=fresh).update(sections={}, section_order=[])
         if start == "transcription":
             reset.update(
                 transcript_external_id="",

@@ -19,11 +19,13 @@ from django.utils import timezone
 
 from jobs.broadcast import broadcast_job
 from jobs.errors import JobLost
+from jobs.failures import public_message
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
 from jobs.usage import live_usage
 
 logger = logging.getLogger(__name__)
+
 
 Status = Job.Status
 Stage = Job.Stage
@@ -168,9 +170,10 @@ def fail_job(job: Job, code: str, message: str) -> None:
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status in Job.TERMINAL:
             return
+        logger.warning("job %s failed (%s): %s", fresh.id, code, message)
         update_job(
             fresh,
-            f"Failed: {message}",
+            f"Failed: {public_message(code)}",
             status=Status.FAILED,
             error_code=code,
             error_message=message,

@@ -5,6 +5,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jobs.api import search as search_api
+from jobs.api import templates as templates_api
 from jobs.api import views as job_api
 from jobs.web import search as search_pages
 from jobs.web import usage_page
@@ -36,6 +37,10 @@ api_v1 = [
     ),
     path("api/v1/search/", search_api.Search.as_view(), name="api-search"),
     path("api/v1/ask/", search_api.Ask.as_view(), name="api-ask"),
+    path("api/v1/templates/", templates_api.TemplateListCreate.as_view(), name="api-templates"),
+    path(
+        "api/v1/templates/<uuid:pk>/", templates_api.TemplateDetail.as_view(), name="api-template"
+    ),
     path("api/v1/meetings/<uuid:pk>/", meeting_api.MeetingDetail.as_view(), name="api-meeting"),
     path(
         "api/v1/meetings/<uuid:pk>/speakers/<str:label>/",
@@ -101,6 +106,11 @@ urlpatterns = [
         name="staff-dashboard-live",
     ),
     path("admin/search/", admin.site.admin_view(search_pages.staff_search), name="staff-search"),
+    path(
+        "admin/usage/",
+        admin.site.admin_view(usage_page.clients_page),
+        name="staff-usage-clients",
+    ),
     path(
         "admin/usage/<int:client_id>/",
         admin.site.admin_view(usage_page.usage_page),

@@ -25,7 +25,7 @@ from meetings.models import Meeting, Segment
 from meetings.reports.content import Report, build_report
 from meetings.reports.docx_report import render_docx
 from meetings.reports.pdf_report import render_pdf
-from meetings.serializers import with_results
+from meetings.serializers import ordered_sections, with_results
 
 
 def _clock(ms: int, separator: str) -> str:
@@ -50,12 +50,25 @@ def _span(segment: Segment) -> tuple[int, int]:
     return segment.start_ms, max(segment.end_ms, segment.start_ms)
 
 
+def _sections_txt(meeting: Meeting) -> list[str]:
+    """The template's sections after the transcript (nothing when the meeting has none)."""
+    lines: list[str] = []
+    for section in ordered_sections(meeting).values():
+        lines += ["", _one_line(section["title"]), ""]
+        for item in section["items"]:
+            at = item["source_start_ms"]
+            stamp = f"[{_short_clock(at)}] " if at is not None else ""
+            lines.append(f"- {stamp}{_one_line(item['text'])}")
+    return lines
+
+
 def render_txt(meeting: Meeting, segments: list[Segment]) -> str:
     lines = [meeting.title or "Transcript", ""]
     for seg in segments:
         lines.append(
             f"[{_short_clock(seg.start_ms)}] {seg.speaker.display_name}: {_one_line(seg.text)}"
         )
+    lines += _sections_txt(meeting)
     return "\n".join(lines) + "\n"
 
 
@@ -101,6 +114,13 @@ def render_md(meeting: Meeting, segments: list[Segment]) -> str:
             f"**{_md_escape(seg.speaker.display_name)}** [{_short_clock(seg.start_ms)}]: "
             f"{_md_escape(_one_line(seg.text))}"
         )
+        lines.append("")
+    for section in ordered_sections(meeting).values():
+        lines += [f"## {_md_escape(_one_line(section['title']))}", ""]
+        for item in section["items"]:
+            at = item["source_start_ms"]
+            stamp = f" [{_short_clock(at)}]" if at is not None else ""
+            lines.append(f"- {_md_escape(_one_line(item['text']))}{stamp}")
         lines.append("")
     return "\n".join(lines)
 

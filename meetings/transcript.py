@@ -33,6 +33,8 @@ class Transcript:
     utterances: list[Utterance]
     language: str = ""
     duration_seconds: float | None = None
+    # Set when the provider was asked to detect the language and named one.
+    detected_language: str = ""
 
     def as_prompt(self) -> str:
         """One line per turn (``prompt_line``)."""

@@ -19,7 +19,7 @@ from jobs.web.views import viewable_job, with_csp
 from meeting_intel.lib.media import read_head, sniff_container
 from meeting_intel.lib.ranges import ranged_file_response
 from meetings.models import Meeting, Segment, Speaker
-from meetings.serializers import with_results
+from meetings.serializers import ordered_sections, with_results
 
 EXPORT_FORMATS = (("txt", "Text"), ("srt", "SubRip"), ("vtt", "WebVTT"), ("md", "Markdown"))
 REPORT_FORMATS = (("pdf", "PDF"), ("docx", "Word"))
@@ -132,6 +132,28 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
             ("decisions", meeting.decisions.all()),
         )
     }
+    titles = {s["key"]: s["title"] for s in (job.analysis_template or {}).get("sections", [])}
+    sections = [
+        {
+            "key": key,
+            "title": section["title"],
+            "items": [
+                (item, source_segment(segments, starts, item["source_start_ms"]))
+                for item in section["items"]
+            ],
+        }
+        for key, section in ordered_sections(meeting).items()
+    ]
+    sections += [
+        {
+            "key": step.removeprefix("section:"),
+            "degraded": True,
+            "items": [],
+            "title": titles.get(step.removeprefix("section:"), step.removeprefix("section:")),
+        }
+        for step in meeting.degraded
+        if step.startswith("section:")
+    ]
     return render(
         request,
         "meetings/meeting.html",
@@ -144,7 +166,11 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
             "shares": talk_shares(speakers, segments),
             "action_items": sources["action_items"],
             "decisions": sources["decisions"],
-            "degraded": [DEGRADED_LABELS.get(step, step) for step in meeting.degraded],
+            "sections": sections,
+            "degraded": [
+                DEGRADED_LABELS.get(step) or titles.get(step.removeprefix("section:"), step)
+                for step in meeting.degraded
+            ],
             "language": language_name(meeting.language) if meeting.language else "",
             "has_audio": audio_path(meeting) is not None,
             "exports": [

@@ -16,12 +16,13 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from jobs import shaping
 from jobs.errors import Deferred, PermanentError, TransientError
 from jobs.models import Job
 from jobs.pipeline import answers, chunking
 from jobs.providers import get_analyzer
-from jobs.providers.analysis_steps import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
-from jobs.providers.base import StepOutput
+from jobs.providers.analysis_steps import job_steps, pending_analysis, section_key, step_label
+from jobs.providers.base import AnalysisContext, StepOutput
 from jobs.state import lock_for_write, touch, update_job
 from meetings import results as meeting_services
 from meetings.models import Meeting
@@ -42,8 +43,9 @@ def analyze(job: Job, task_id: str) -> float | None:
     transcript = meeting_services.load_transcript(meeting)
     chunks = chunking.split(transcript, settings.ANALYSIS_CHUNK_TOKENS)
     names = dict(meeting.speakers.values_list("label", "name"))
-    context = answers.AnswerContext.of(transcript, names)
-    run = _AnalysisRun(job, task_id, chunks, context)
+    shaped = shaping.context_for(job, meeting.language)
+    context = answers.AnswerContext.of(transcript, names, [p.name for p in shaped.participants])
+    run = _AnalysisRun(job, task_id, chunks, context, shaped)
     run.report()
     run.execute()
     run.reduce_summary()
@@ -59,9 +61,16 @@ class _AnalysisRun:
     """
 
     def __init__(
-        self, job: Job, task_id: str, chunks: list[Transcript], context: answers.AnswerContext
+        self,
+        job: Job,
+        task_id: str,
+        chunks: list[Transcript],
+        context: answers.AnswerContext,
+        shaped: AnalysisContext,
     ) -> None:
         self.job, self.task_id, self.chunks, self.context = job, task_id, chunks, context
+        self.shaped = shaped
+        self.steps = job_steps(job)
         self.analyzer = get_analyzer()
         self.deadline = time.monotonic() + settings.ANALYSIS_TASK_BUDGET_SECONDS
         self.transient: dict[str, TransientError] = {}
@@ -89,11 +98,9 @@ class _AnalysisRun:
             )
             message = f"Analyzing chunk {min(finished + 1, len(self.chunks))}/{len(self.chunks)}"
         else:
-            message = (
-                f"Analyzing ({len(ANALYSIS_STEPS) - len(steps)}/{len(ANALYSIS_STEPS)} steps done)"
-            )
-        steps_done = len(ANALYSIS_STEPS) - len(steps)
-        progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(ANALYSIS_STEPS))
+            message = f"Analyzing ({len(self.steps) - len(steps)}/{len(self.steps)} steps done)"
+        steps_done = len(self.steps) - len(steps)
+        progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(self.steps))
         progress = max(self.job.progress, progress)
         if message == self.job.message and self.job.stage == Job.Stage.ANALYZING:
             # Still the same chunk: move the bar without another timeline event.
@@ -113,10 +120,10 @@ class _AnalysisRun:
                     return
                 for step, index in work:
                     if step not in self.failed:
-                        futures[pool.submit(self.analyzer.run, step, self.chunks[index])] = (
-                            step,
-                            index,
+                        future = pool.submit(
+                            self.analyzer.run, step, self.chunks[index], self.shaped
                         )
+                        futures[future] = (step, index)
                         return
 
             for _ in range(settings.ANALYSIS_CONCURRENCY):
@@ -159,13 +166,15 @@ class _AnalysisRun:
             self._fail(step, "its answer could not be saved")
 
     def _fail(self, step: str, reason: str) -> None:
+        """Degrade `step`; `reason` (exception text) goes to the log, not the timeline."""
+        logger.warning("analysis step %s of job %s degraded: %s", step, self.job.id, reason)
         self.failed.add(step)
         with transaction.atomic():
             fresh = lock_for_write(self.job, self.task_id)
             partials = {k: v for k, v in fresh.analysis_partials.items() if k != step}
             update_job(
                 fresh,
-                f"{STEP_LABELS[step]} unavailable: {reason}",
+                f"{step_label(step)} unavailable: the analysis could not produce it",
                 analysis_steps_failed=[*fresh.analysis_steps_failed, step],
                 analysis_partials=partials,
             )
@@ -196,7 +205,17 @@ class _AnalysisRun:
 
     def _save_step(self, job: Job, step: str, data: dict[str, Any], fields: dict[str, Any]) -> None:
         meeting = Meeting.objects.get(job=job)
-        meeting_services.save_step(meeting, step, data)
+        key = section_key(step)
+        if key is None:
+            meeting_services.save_step(meeting, step, data)
+        else:
+            meeting_services.save_section(
+                meeting,
+                key,
+                self.shaped.section(key).title,
+                data["items"],
+                [s.key for s in self.shaped.sections],
+            )
         if meeting.analysis_provider != self.analyzer.name:
             meeting.analysis_provider = self.analyzer.name
             meeting.save(update_fields=["analysis_provider", "updated_at"])
@@ -206,9 +225,9 @@ class _AnalysisRun:
         done = [*job.analysis_steps_done, step]
         update_job(
             job,
-            f"{STEP_LABELS[step]} ready",
+            f"{step_label(step)} ready",
             analysis_steps_done=done,
-            progress=max(job.progress, 50 + 35 * len(done) // len(ANALYSIS_STEPS)),
+            progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
             **fields,
         )
 
@@ -224,7 +243,7 @@ class _AnalysisRun:
                 groups = chunking.split(
                     chunking.summaries_as_transcript(texts), settings.ANALYSIS_CHUNK_TOKENS
                 )
-                outputs = [self.analyzer.run("summary", group) for group in groups]
+                outputs = [self.analyzer.run("summary", group, self.shaped) for group in groups]
                 tokens[0] += sum(o.prompt_tokens for o in outputs)
                 tokens[1] += sum(o.completion_tokens for o in outputs)
                 texts = [o.data["summary"] for o in outputs]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.providers.analysis_steps import match_participant
 from meetings.transcript import Transcript
 
 SUMMARY_MAX_CHARS = 20_000
@@ -97,7 +98,9 @@ def owner(value: Any, context: AnswerContext) -> str:
     """The owner as a person of the meeting, or "" when it names no one there.
 
     A speaker label becomes that speaker's name when it is known; a name is
-    kept when it is a speaker's name, a participant's, or spoken in the meeting.
+    kept when it is a speaker's name, a participant's (a first or last name
+    of exactly one participant becomes their name as listed), or spoken in
+    the meeting.
     """
     name = text(value, NAME_MAX_CHARS)
     if not name:
@@ -108,6 +111,9 @@ def owner(value: Any, context: AnswerContext) -> str:
     for known in [*context.speaker_names.values(), *context.participants]:
         if known and _key(known) == wanted:
             return known
+    # "Bob" for the one participant called "Bob Jones", as they were listed.
+    if participant := match_participant(name, context.participants):
+        return participant
     if re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", context.spoken_text):
         return name
     return ""
@@ -126,8 +132,11 @@ def cleaner(step: str) -> Callable[[Cleaner], Cleaner]:
 
 
 def clean(step: str, data: dict[str, Any], context: AnswerContext) -> dict[str, Any]:
-    """The answer of `step` made safe to save (a new dict; `data` is left alone)."""
-    return CLEANERS[step](data, context)
+    """The answer of `step` made safe to save (a new dict; `data` is left alone).
+
+    Every template section ("section:<key>") shares the "section" cleaner.
+    """
+    return CLEANERS["section" if step.startswith("section:") else step](data, context)
 
 
 @cleaner("speaker_names")
@@ -172,3 +181,15 @@ def _decisions(data: dict[str, Any], context: AnswerContext) -> dict[str, Any]:
         for item in data["decisions"]
     ]
     return {"decisions": dedupe(items)}
+
+
+@cleaner("section")
+def _section(data: dict[str, Any], context: AnswerContext) -> dict[str, Any]:
+    items = [
+        {
+            "text": text(item.get("text")),
+            "source_start_ms": timestamp(item.get("source_start_ms"), context),
+        }
+        for item in data["items"]
+    ]
+    return {"items": dedupe(items)}

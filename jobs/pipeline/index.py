@@ -64,7 +64,8 @@ def index(job: Job, task_id: str) -> float | None:
 def _degrade(job: Job, task_id: str, reason: str) -> float:
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
-        update_job(fresh, f"Search index unavailable: {reason}", search_index=FAILED)
+        logger.warning("search index of job %s degraded: %s", job.id, reason)
+        update_job(fresh, "Search index unavailable", search_index=FAILED)
     return 0
 
 

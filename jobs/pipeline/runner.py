@@ -21,7 +21,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import shaping
 from jobs.errors import Deferred, JobLost, PermanentError, TransientError
+from jobs.failures import public_message
 from jobs.models import Job
 from jobs.pipeline import download as downloads
 from jobs.pipeline import index as search_index
@@ -127,9 +129,10 @@ def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
         delay = backoff_seconds(job.step_retries)
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
+        logger.info("job %s retries in %.0fs (%s): %s", job.id, delay, exc.code, exc.message)
         update_job(
             job,
-            f"Retrying in {delay:.0f}s: {exc.message}",
+            f"Retrying in {delay:.0f}s: {public_message(exc.code)}",
             status=Status.RETRYING,
             step_retries=job.step_retries + 1,
             attempts=job.attempts + 1,
@@ -169,7 +172,9 @@ def _audio_source(job: Job) -> AudioSource:
     return AudioSource(
         path=path,
         language=job.language,
-        speakers_expected=job.speakers_expected,
+        # Known participants say how many voices to expect unless the client did.
+        speakers_expected=job.speakers_expected or len(job.participants) or None,
+        vocabulary=shaping.hints(job),
         callback_url=callback_url,
         callback_header=header,
     )
