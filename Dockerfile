@@ -9,9 +9,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt /tmp/requirements.txt
+# The hashed runtime lock (make lock): exactly the tested versions, nothing for tests.
+COPY requirements.lock /tmp/requirements.lock
 RUN pip install --no-cache-dir --upgrade pip \
- && pip install --no-cache-dir -r /tmp/requirements.txt
+ && pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 
 # --- runtime: no compiler, non-root -----------------------------------------
 FROM python:3.11-slim
@@ -21,7 +22,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VAR_DIR=/app/var \
     MEDIA_ROOT=/data/media \
     PROMETHEUS_MULTIPROC_DIR=/data/metrics \
-    PORT=8000
+    PORT=8000 \
+    LOCAL_ENV_FILE=""
 
 # No ffmpeg package: audio is probed and decoded in-process by PyAV, whose
 # wheel carries FFmpeg's libraries.

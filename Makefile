@@ -12,17 +12,41 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint bench chromium
+LOCKS  := requirements.lock requirements-dev.lock
+ENV_FILE := .env.local
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+               --strip-extras --no-emit-index-url --no-emit-find-links
 
-install: $(STAMP)
+.PHONY: install run test lint bench chromium lock
 
-# The stamp makes a repeated `make install` a no-op until requirements.txt
-# changes; the venv itself is only created when missing.
-$(STAMP): requirements.txt
+install: $(STAMP) $(ENV_FILE)
+
+# Installs the hashed lock (runtime + development), never the loose
+# requirements*.txt, so no new release of a transitive dependency reaches a
+# fresh install unasked. The stamp makes a repeated `make install` a no-op
+# until a lock file changes; the venv itself is only created when missing.
+$(STAMP): $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	@touch $@
+
+# Local settings for development (git- and docker-ignored; see README
+# "Settings"): written once, never overwritten. The environment wins over it.
+$(ENV_FILE):
+	@{ echo "# Local development settings, read by meeting_intel/settings.py; the environment wins."; \
+	   echo "DEBUG=true"; \
+	   echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; } > $@
+	@echo "make: wrote $@ (DEBUG=true and a generated SECRET_KEY) for local use"
+
+# Recompile both locks after editing requirements.txt (runtime) or
+# requirements-dev.txt (tests, lint, bench, dev runner). Existing pins are
+# kept; only what the edit needs changes. To move one package on:
+#   make lock LOCK_ARGS="--upgrade-package NAME"
+lock: $(STAMP)
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock requirements.txt
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements-dev.lock requirements-dev.txt
+	@echo "make: locks updated; \`make install\` installs them"
 
 run: install
 	$(PY) -m meeting_intel.devserver run
