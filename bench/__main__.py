@@ -13,9 +13,9 @@ import sys
 import time
 from dataclasses import asdict
 
-from .config import scenarios_from_env, sizes_from_env
-from .harness import Harness
-from .report import RESULTS, Result, load_average, machine, table, write
+from bench.config import scenarios_from_env, sizes_from_env
+from bench.harness import Harness
+from bench.report import RESULTS, Result, load_average, machine, table, write
 
 
 def main() -> int:
@@ -28,9 +28,9 @@ def main() -> int:
     try:
         harness.start()
         # Imported once Django is set up by the harness.
-        from .pipeline_scenarios import cost, latency, throughput
-        from .savecost import save_scenario
-        from .web_scenarios import api_load, fanout, upload
+        from bench.pipeline_scenarios import cost, latency, throughput
+        from bench.savecost import save_scenario
+        from bench.web_scenarios import api_load, fanout, upload
 
         scenarios = {
             1: throughput,

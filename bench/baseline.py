@@ -23,7 +23,7 @@ import openai
 from celery import Celery
 from django.conf import settings
 
-from jobs import analysis
+from jobs.providers import analysis_steps as analysis
 from jobs.providers.base import Transcript, Utterance
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meeting_intel.settings")
@@ -43,8 +43,8 @@ def _run(job_id: str) -> None:
     from django.utils import timezone
 
     from jobs.models import Job
-    from jobs.services import fail_job, update_job
-    from meetings.services import save_step, save_transcript
+    from jobs.state import fail_job, update_job
+    from meetings.results import save_step, save_transcript
 
     job = Job.objects.get(id=job_id)
     update_job(

@@ -17,13 +17,12 @@ from urllib.parse import urlsplit
 
 import redis
 
+from bench import querycount
+from bench.config import Sizes
+from bench.processes import Service, start_web, start_worker
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
 from tests.fakes.script import CANNED, DEFAULT_MEETING
 from tests.support.platform import ROOT, base_env, free_port, procfile_entries
-
-from . import querycount
-from .config import Sizes
-from .processes import Service, start_web, start_worker
 
 VAR = ROOT / "var" / "bench"
 HOOKS = Path(__file__).resolve().parent / "hooks"

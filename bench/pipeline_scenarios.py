@@ -11,9 +11,9 @@ import time
 
 from django.utils import timezone
 
-from .harness import POLL_MAX_SECONDS, POLL_SECONDS, Harness
-from .report import Result, Row, percentile
-from .runs import peak_in_flight, submit_baseline, submit_platform, wait_done
+from bench.harness import POLL_MAX_SECONDS, POLL_SECONDS, Harness
+from bench.report import Result, Row, percentile
+from bench.runs import peak_in_flight, submit_baseline, submit_platform, wait_done
 
 VOCABULARY = (
     "we need to ship the billing page before the release so let us review what is left and who owns "

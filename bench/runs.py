@@ -12,11 +12,10 @@ from django.core.files.base import ContentFile
 from django.db.models import Count
 from django.utils import timezone
 
+from bench.audio import small_wav
+from bench.baseline import process_job
+from bench.harness import Harness
 from jobs.models import Job
-
-from .audio import small_wav
-from .baseline import process_job
-from .harness import Harness
 
 WAV = small_wav()
 

@@ -14,15 +14,14 @@ from django.db import connection, transaction
 from django.db.models import AutoField
 from django.test.utils import CaptureQueriesContext
 
+from bench.report import Result, Row
 from jobs.models import Job
 from jobs.providers.base import Transcript, Utterance
 from meetings.models import Segment
-from meetings.services import save_transcript
-
-from .report import Result, Row
+from meetings.results import save_transcript
 
 if TYPE_CHECKING:
-    from .harness import Harness
+    from bench.harness import Harness
 
 THREE_HOURS_MS = 3 * 3600 * 1000
 WORDS = 27_000  # three hours at 150 words a minute

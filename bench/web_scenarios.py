@@ -15,14 +15,13 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.audio import MultipartUpload
+from bench.harness import Harness
+from bench.processes import Service
+from bench.report import Result, Row, percentile
 from jobs.models import Job
-from jobs.services import cancel_job, update_job
-from jobs.tokens import make_viewer_token
-
-from .audio import MultipartUpload
-from .harness import Harness
-from .processes import Service
-from .report import Result, Row, percentile
+from jobs.state import cancel_job, update_job
+from jobs.web.tokens import make_viewer_token
 
 MB = 1_000_000
 SHARED = "Both designs share this code, so there are platform figures only."
@@ -189,7 +188,7 @@ def fanout(h: Harness) -> Result:
         ],
         [
             f"{subscribers} websocket subscribers to one job (viewer token, Origin = the site) in the "
-            f"bench process; {changes} changes made with jobs.services.update_job, one after the other "
+            f"bench process; {changes} changes made with jobs.state.update_job, one after the other "
             "once every subscriber had the previous one. Measured from just before update_job to each "
             "message's arrival.",
             SHARED,

@@ -11,15 +11,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from jobs.api.serializers import audio_problem
+from jobs.errors import AudioMissing
+from jobs.models import ApiClient, Job, JobEvent
+from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.web.broadcast import broadcast_job
+from jobs.web.tokens import status_url
+from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
+from meeting_intel.lib.media import safe_filename
 from webhooks.admin import WebhookDeliveryInline
-
-from .broadcast import broadcast_job
-from .errors import AudioMissing
-from .media import safe_filename
-from .models import ApiClient, Job, JobEvent
-from .serializers import audio_problem
-from .services import cancel_job, reprocess_job, retry_job, submit_job
-from .tokens import status_url
 
 
 class JobEventInline(admin.TabularInline):
@@ -57,7 +57,7 @@ class JobAddForm(forms.ModelForm):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     list_display = ["__str__", "status", "stage", "progress", "client", "attempts", "created_at"]
     list_filter = ["status", "stage", "client", "created_at"]
     search_fields = ["id", "title", "external_id", "original_filename", "error_message"]
@@ -71,6 +71,12 @@ class JobAdmin(admin.ModelAdmin):
         "revoke_viewer_links",
     ]
     inlines = [JobEventInline, WebhookDeliveryInline]
+    permission_codenames = {
+        "retry": "retry_job",
+        "cancel": "cancel_job",
+        "reprocess": "reprocess_job",
+        "revoke_viewer_links": "revoke_viewer_links",
+    }
     readonly_fields = [
         "id",
         "status",
@@ -149,19 +155,35 @@ class JobAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Retry selected failed or cancelled jobs")
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "retry")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "cancel")
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "reprocess")
+
+    def has_revoke_viewer_links_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "revoke_viewer_links")
+
+    @admin.action(description="Retry selected failed or cancelled jobs", permissions=["retry"])
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._bulk(request, queryset, retry_job, "Retried")
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._bulk(request, queryset, cancel_job, "Cancelled")
 
-    @admin.action(description="Reprocess from analysis (keep the transcript)")
+    @admin.action(
+        description="Reprocess from analysis (keep the transcript)", permissions=["reprocess"]
+    )
     def reprocess_from_analysis(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._bulk(request, queryset, lambda j: reprocess_job(j, "analysis"), "Reprocessing")
 
-    @admin.action(description="Reprocess from transcription (transcribe again)")
+    @admin.action(
+        description="Reprocess from transcription (transcribe again)", permissions=["reprocess"]
+    )
     def reprocess_from_transcription(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         missing: list[Job] = []
 
@@ -181,7 +203,10 @@ class JobAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Revoke viewer links (status and results URLs) of selected jobs")
+    @admin.action(
+        description="Revoke viewer links (status and results URLs) of selected jobs",
+        permissions=["revoke_viewer_links"],
+    )
     def revoke_viewer_links(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         # Every token carries the version it was signed with; bumping it voids
         # them all. The broadcast makes each open websocket re-check its token
@@ -197,11 +222,15 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     list_display = ["name", "key_prefix", "created_at", "revoked_at"]
     fields = ["name", "key_prefix", "created_at", "revoked_at"]
     readonly_fields = ["key_prefix", "created_at", "revoked_at"]
     actions = ["revoke"]
+    permission_codenames = {"revoke": "revoke_apiclient"}
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "revoke")
 
     def save_model(self, request: HttpRequest, obj: ApiClient, form: Any, change: bool) -> None:
         if not change:
@@ -213,7 +242,7 @@ class ApiClientAdmin(admin.ModelAdmin):
             )
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Revoke selected clients' keys")
+    @admin.action(description="Revoke selected clients' keys", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} client(s).", messages.SUCCESS)

@@ -10,4 +10,4 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         # Celery's autodiscovery imports only jobs/tasks.py: register the
         # retention task too.
-        from . import retention  # noqa: F401
+        from jobs import retention  # noqa: F401

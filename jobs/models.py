@@ -26,6 +26,7 @@ class ApiClient(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("revoke_apiclient", "Can revoke API keys")]
 
     def __str__(self) -> str:
         return self.name
@@ -135,6 +136,12 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("cancel_job", "Can cancel jobs"),
+            ("retry_job", "Can retry jobs"),
+            ("reprocess_job", "Can reprocess jobs"),
+            ("revoke_viewer_links", "Can revoke viewer links"),
+        ]
         indexes = [
             models.Index(fields=["client", "-created_at"], name="job_client_created"),
             models.Index(fields=["client", "status", "-created_at"], name="job_client_status"),

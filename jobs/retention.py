@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from .models import Job, JobEvent
+from jobs.models import Job, JobEvent
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from django.db import DatabaseError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from . import pipeline, sweeper
+from jobs.pipeline import runner as pipeline
+from jobs.pipeline import sweeper
 
 INFRASTRUCTURE_ERRORS = (DatabaseError, KombuOperationalError, RedisConnectionError)
 STEP_OPTIONS = {

@@ -11,6 +11,6 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import observability
+        from meeting_intel.ops import wiring as observability
 
         observability.connect()

@@ -13,13 +13,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from jobs.routing import websocket_urlpatterns  # noqa: E402
-from jobs.uploads import BodySizeLimit  # noqa: E402
+from jobs.api.auth import upload_allowed  # noqa: E402
+from jobs.web.routing import websocket_urlpatterns  # noqa: E402
+from meeting_intel.http.body_limits import BodySizeLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Oversized bodies are refused before Django spools them to disk.
-        "http": BodySizeLimit(django_asgi_app),
+        # Oversized bodies, and uploads without credentials, are refused
+        # before Django spools them to disk.
+        "http": BodySizeLimit(django_asgi_app, upload_allowed),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -156,7 +156,7 @@ def _fresh_metrics_dir(env: dict[str, str]) -> None:
     """Empty the Prometheus directory the processes about to start will share.
 
     Metric files belong to processes; once all of a host's processes restart
-    the old files only add stale series (see meeting_intel/metrics.py).
+    the old files only add stale series (see meeting_intel/ops/metrics.py).
     """
     var_dir = Path(env.get("VAR_DIR") or ROOT / "var")
     path = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics")))

@@ -16,7 +16,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from .env import (
+from meeting_intel.env import (
     env_bool,
     env_choice,
     env_float,
@@ -26,7 +26,7 @@ from .env import (
     env_str,
     env_url,
 )
-from .logging import logging_config
+from meeting_intel.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -84,19 +84,19 @@ INSTALLED_APPS = [
     "jobs",
     "meetings",
     "webhooks",
-    # Structured logging context and metrics for every process (meeting_intel/observability.py).
+    # Structured logging context and metrics for every process (meeting_intel/ops/wiring.py).
     "meeting_intel.apps.OpsConfig",
 ]
 
 MIDDLEWARE = [
-    # First, so every line a request logs carries its job (meeting_intel/observability.py).
-    "meeting_intel.observability.RequestContextMiddleware",
+    # First, so every line a request logs carries its job (meeting_intel/ops/wiring.py).
+    "meeting_intel.ops.wiring.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Inside CommonMiddleware: its APPEND_SLASH redirect still sees the 404.
-    "jobs.api_errors.ApiErrorPagesMiddleware",
+    "meeting_intel.http.errors.ApiErrorPagesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -245,6 +245,10 @@ TRANSCRIPT_CALLBACKS = env_bool(
 )
 VIEWER_TOKEN_MAX_AGE = env_int("VIEWER_TOKEN_MAX_AGE", 30 * 24 * 3600, minimum=60)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3, minimum=1)
+# Every body but an upload's (meeting_intel/http/body_limits.py): JSON, forms, multipart text fields.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024, minimum=1024)
+# The only routes whose multipart bodies may reach UPLOAD_MAX_BYTES.
+UPLOAD_PATHS = ("/api/v1/jobs/", "/admin/jobs/job/add/")
 
 ASSEMBLYAI_API_KEY = env_str("ASSEMBLYAI_API_KEY")
 ASSEMBLYAI_BASE_URL = env_url("ASSEMBLYAI_BASE_URL", "https://api.assemblyai.com")
@@ -259,7 +263,7 @@ OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS = env_float(
 )
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60, minimum=1)
 
-# Global provider limits shared by all workers (jobs/ratelimit.py). The
+# Global provider limits shared by all workers (jobs/providers/limits.py). The
 # defaults sit at typical paid-tier quotas, well above a few hundred jobs.
 RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
 RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
@@ -320,17 +324,17 @@ CACHES = {
     }
 }
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.auth.ClientRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "jobs.uploads.JSONParser",
+        "meeting_intel.http.body_limits.JSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "meeting_intel.http.body_limits.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "jobs.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "meeting_intel.http.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -358,11 +362,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # The first handler refuses a body over UPLOAD_MAX_BYTES as it streams in;
 # the others keep small files in memory and stream large ones to disk.
 FILE_UPLOAD_HANDLERS = [
-    "jobs.uploads.UploadLimitHandler",
+    "meeting_intel.http.body_limits.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -4,10 +4,9 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from jobs import api as job_api
-from jobs import dashboard
-from jobs import views as job_views
-from meeting_intel import health, metrics
+from jobs.api import views as job_api
+from jobs.web import views as job_views
+from meeting_intel.ops import dashboard, health, metrics
 from meetings import api as meeting_api
 from meetings import exports as meeting_exports
 from meetings import views as meeting_views
@@ -17,7 +16,11 @@ api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
     path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
-    path("api/v1/jobs/<uuid:pk>/webhooks/", webhook_api.JobWebhooks.as_view(), name="api-job-webhooks"),
+    path(
+        "api/v1/jobs/<uuid:pk>/webhooks/",
+        webhook_api.JobWebhooks.as_view(),
+        name="api-job-webhooks",
+    ),
     path(
         "api/v1/jobs/<uuid:pk>/webhooks/redeliver/",
         webhook_api.JobWebhooksRedeliver.as_view(),
@@ -75,5 +78,5 @@ urlpatterns = [
 ]
 
 # JSON error objects for unknown URLs and crashes under /api/; the usual pages elsewhere.
-handler404 = "jobs.api_errors.not_found"
-handler500 = "jobs.api_errors.server_error"
+handler404 = "meeting_intel.http.errors.not_found"
+handler500 = "meeting_intel.http.errors.server_error"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 
 
 class SpeakerInline(admin.TabularInline):
@@ -40,5 +40,11 @@ class MeetingAdmin(admin.ModelAdmin):
     list_display = ["__str__", "language", "duration_seconds", "degraded", "created_at"]
     search_fields = ["title", "summary", "job__external_id"]
     list_filter = ["language", "transcription_provider", "analysis_provider"]
-    readonly_fields = ["job", "transcription_provider", "analysis_provider", "created_at", "degraded"]
+    readonly_fields = [
+        "job",
+        "transcription_provider",
+        "analysis_provider",
+        "created_at",
+        "degraded",
+    ]
     inlines = [SpeakerInline, ActionItemInline, DecisionInline, SegmentInline]

@@ -14,12 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api_errors import RETRY_AFTER, error_responses
-from jobs.auth import client_of
-
-from .exports import FORMATS, export_response
-from .models import Meeting, Speaker
-from .serializers import MeetingSerializer, SpeakerSerializer, with_results
+from jobs.api.auth import client_of
+from meeting_intel.http.errors import RETRY_AFTER, error_responses
+from meetings.exports import FORMATS, export_response
+from meetings.models import Meeting, Speaker
+from meetings.serializers import MeetingSerializer, SpeakerSerializer, with_results
 
 
 def client_meetings(request: Request) -> QuerySet[Meeting]:

@@ -15,11 +15,10 @@ from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 
-from jobs.media import safe_filename
-from jobs.views import viewable_job
-
-from .models import Meeting, Segment
-from .serializers import with_results
+from jobs.web.views import viewable_job
+from meeting_intel.lib.media import safe_filename
+from meetings.models import Meeting, Segment
+from meetings.serializers import with_results
 
 
 def _clock(ms: int, separator: str) -> str:

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
-from .models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 
 
 class SpeakerSerializer(serializers.ModelSerializer):

@@ -14,13 +14,12 @@ from django.urls import reverse
 from django.utils.translation import get_language_info
 from django.views.decorators.http import require_safe
 
-from jobs.access import is_staff
-from jobs.media import read_head, sniff_container
-from jobs.ranges import ranged_file_response
-from jobs.views import viewable_job, with_csp
-
-from .models import Meeting, Segment, Speaker
-from .serializers import with_results
+from jobs.web.access import is_staff
+from jobs.web.views import viewable_job, with_csp
+from meeting_intel.lib.media import read_head, sniff_container
+from meeting_intel.lib.ranges import ranged_file_response
+from meetings.models import Meeting, Segment, Speaker
+from meetings.serializers import with_results
 
 EXPORT_FORMATS = (("txt", "Text"), ("srt", "SubRip"), ("vtt", "WebVTT"), ("md", "Markdown"))
 DEGRADED_LABELS = {
@@ -157,6 +156,7 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
                 for fmt, label in EXPORT_FORMATS
             ],
             "is_staff": is_staff(request.user),
+            "can_reprocess": is_staff(request.user) and request.user.has_perm("jobs.reprocess_job"),
         },
     )
 

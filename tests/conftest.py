@@ -33,7 +33,7 @@ from tests.support.receiver import WebhookReceiver
 netguard.install()
 
 # This session's processes (pytest and those it starts) share a fresh
-# Prometheus directory (meeting_intel/metrics.py), so no run sees another's
+# Prometheus directory (meeting_intel/ops/metrics.py), so no run sees another's
 # metric files and none pile up.
 METRICS_DIR = tempfile.mkdtemp(prefix="meeting-intel-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR

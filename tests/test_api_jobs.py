@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.services import update_job
+from jobs.state import update_job
 from tests.support.api_factories import api_for, make_job, new_client
 
 pytestmark = pytest.mark.django_db

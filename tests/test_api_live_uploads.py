@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jobs.models import Job
-from jobs.uploads import BodySizeLimit
+from meeting_intel.http.body_limits import BodySizeLimit
 from tests.conftest import SAMPLE_AUDIO, wait_for_job
 from tests.fakes.base import FakeServer, Reply, Request, json_reply
 from tests.support.api_factories import wav_header
@@ -163,7 +163,13 @@ def test_a_streamed_body_is_cut_off_as_it_passes_the_limit(settings):
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(BodySizeLimit(django_like_app)({"type": "http", "headers": []}, receive, send))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/jobs/",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+    }
+    asyncio.run(BodySizeLimit(django_like_app)(scope, receive, send))
     assert sum(received) <= 1000 + 1024 * 1024  # stopped within one chunk of the limit
     assert len(chunks) >= 6  # the rest of the body was never read
     assert sent[0]["status"] == 413

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs.media import safe_filename
 from jobs.models import IdempotencyKey, Job
+from meeting_intel.lib.media import safe_filename
 from tests.conftest import SAMPLE_AUDIO
 from tests.support.api_factories import api_for, new_client, stored_files, wav_bytes
 

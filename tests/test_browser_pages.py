@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 from django.db import connection
 from playwright.sync_api import Page, expect, sync_playwright
 
 from jobs.models import Job
-from jobs.pipeline import enqueue_next
-from jobs.services import submit_job
-from jobs.tokens import make_viewer_token
+from jobs.pipeline.runner import enqueue_next
+from jobs.state import submit_job
+from jobs.web.tokens import make_viewer_token
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO, wait_for_job
 from tests.fakes.script import CANNED
@@ -176,7 +177,8 @@ def test_staff_retry_a_failed_job_from_its_page(platform, page):
             error_code="provider_unavailable",
             error_message="AssemblyAI 503 (gave up after 3 attempts)",
         )
-    get_user_model().objects.create_user("staff", password="staff-pw", is_staff=True)
+    staff = get_user_model().objects.create_user("staff", password="staff-pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="retry_job"))
     page.goto(f"{platform.url}/admin/login/?next=/jobs/{job.id}/")
     page.fill("#id_username", "staff")
     page.fill("#id_password", "staff-pw")

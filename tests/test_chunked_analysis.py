@@ -9,11 +9,11 @@ import re
 import pytest
 from django.core.files.base import ContentFile
 
-from jobs import chunking
 from jobs.models import Job
-from jobs.pipeline import run_inline
+from jobs.pipeline import chunking
+from jobs.pipeline.runner import run_inline
 from jobs.providers.base import Transcript, Utterance
-from jobs.services import submit_job
+from jobs.state import submit_job
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO
 

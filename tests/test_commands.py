@@ -28,7 +28,11 @@ def test_create_api_client_prints_the_key_last_and_stores_only_its_hash(capsys):
 def _process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "process_meeting", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -44,7 +48,11 @@ def cli_env(fake_aai, fake_openai, settings):
 
 
 def test_process_meeting_runs_the_pipeline_without_a_broker(cli_env):
-    env = {**cli_env, "REDIS_URL": "redis://127.0.0.1:9/0", "CELERY_BROKER_URL": "redis://127.0.0.1:9/0"}
+    env = {
+        **cli_env,
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:9/0",
+    }
     result = _process([SAMPLE_AUDIO, "--title", "CLI run", "--json"], env)
     assert result.returncode == 0, result.stderr
     meeting = json.loads(result.stdout)

@@ -43,7 +43,9 @@ def _transcriber(client: aai.Client, **config: Any) -> aai.Transcriber:
     return aai.Transcriber(client=client, config=aai.TranscriptionConfig(**config))
 
 
-def test_aai_upload_submit_and_read_completed(aai_fake: FakeAssemblyAI, aai_client: aai.Client) -> None:
+def test_aai_upload_submit_and_read_completed(
+    aai_fake: FakeAssemblyAI, aai_client: aai.Client
+) -> None:
     submitted = _transcriber(aai_client, speaker_labels=True, speakers_expected=2).submit(AUDIO)
     assert submitted.status == aai.TranscriptStatus.queued
 
@@ -61,7 +63,9 @@ def test_aai_upload_submit_and_read_completed(aai_fake: FakeAssemblyAI, aai_clie
     assert aai_fake.submissions[0]["audio_url"].startswith(f"{aai_fake.url}/files/")
 
 
-def test_aai_without_speaker_labels_has_no_utterances(aai_fake: FakeAssemblyAI, aai_client: aai.Client) -> None:
+def test_aai_without_speaker_labels_has_no_utterances(
+    aai_fake: FakeAssemblyAI, aai_client: aai.Client
+) -> None:
     aai_fake.utterances = [("A", "Just one line.")]
     submitted = _transcriber(aai_client, language_detection=True).submit(AUDIO)
 
@@ -79,18 +83,28 @@ def test_aai_chunked_upload_body_is_read(aai_fake: FakeAssemblyAI, aai_client: a
     assert aai_fake.uploads[upload_url.rsplit("/", 1)[-1]] == b"RIFF-chunked"
 
 
-def test_aai_processing_time_and_concurrency(aai_fake: FakeAssemblyAI, aai_client: aai.Client) -> None:
+def test_aai_processing_time_and_concurrency(
+    aai_fake: FakeAssemblyAI, aai_client: aai.Client
+) -> None:
     aai_fake.processing_seconds = 0.2
     transcriber = _transcriber(aai_client, speaker_labels=True)
     first, second = transcriber.submit(AUDIO), transcriber.submit(AUDIO)
 
-    assert aai_api.get_transcript(aai_client.http_client, first.id).status == aai.TranscriptStatus.processing
+    assert (
+        aai_api.get_transcript(aai_client.http_client, first.id).status
+        == aai.TranscriptStatus.processing
+    )
     time.sleep(0.25)
-    assert aai_api.get_transcript(aai_client.http_client, second.id).status == aai.TranscriptStatus.completed
+    assert (
+        aai_api.get_transcript(aai_client.http_client, second.id).status
+        == aai.TranscriptStatus.completed
+    )
     assert aai_fake.max_concurrent_transcriptions == 2
 
 
-def test_aai_rate_limit_raises_transcript_error_429(aai_fake: FakeAssemblyAI, aai_client: aai.Client) -> None:
+def test_aai_rate_limit_raises_transcript_error_429(
+    aai_fake: FakeAssemblyAI, aai_client: aai.Client
+) -> None:
     aai_fake.rate_limit(times=1, retry_after=7, route="submit")
     transcriber = _transcriber(aai_client)
 
@@ -98,8 +112,13 @@ def test_aai_rate_limit_raises_transcript_error_429(aai_fake: FakeAssemblyAI, aa
         transcriber.submit("https://example.com/meeting.wav")
 
     assert caught.value.status_code == 429
-    assert aai_client.last_response is not None and aai_client.last_response.headers["retry-after"] == "7"
-    assert transcriber.submit("https://example.com/meeting.wav").status == aai.TranscriptStatus.queued
+    assert (
+        aai_client.last_response is not None
+        and aai_client.last_response.headers["retry-after"] == "7"
+    )
+    assert (
+        transcriber.submit("https://example.com/meeting.wav").status == aai.TranscriptStatus.queued
+    )
     assert len(aai_fake.submissions) == 1
 
 
@@ -111,7 +130,10 @@ def test_aai_server_errors_on_polling(aai_fake: FakeAssemblyAI, aai_client: aai.
         with pytest.raises(aai.types.TranscriptError) as caught:
             aai_api.get_transcript(aai_client.http_client, submitted.id)
         assert caught.value.status_code == 503
-    assert aai_api.get_transcript(aai_client.http_client, submitted.id).status == aai.TranscriptStatus.completed
+    assert (
+        aai_api.get_transcript(aai_client.http_client, submitted.id).status
+        == aai.TranscriptStatus.completed
+    )
 
 
 def test_aai_wrong_key_is_401(aai_fake: FakeAssemblyAI) -> None:
@@ -140,10 +162,15 @@ def test_aai_scripted_error_and_silence(aai_fake: FakeAssemblyAI, aai_client: aa
     assert aai_api.get_transcript(aai_client.http_client, normal.id).utterances
 
 
-def test_aai_unknown_upload_url_ends_in_error(aai_fake: FakeAssemblyAI, aai_client: aai.Client) -> None:
+def test_aai_unknown_upload_url_ends_in_error(
+    aai_fake: FakeAssemblyAI, aai_client: aai.Client
+) -> None:
     submitted = _transcriber(aai_client).submit(f"{aai_fake.url}/files/never-uploaded")
 
-    assert aai_api.get_transcript(aai_client.http_client, submitted.id).status == aai.TranscriptStatus.error
+    assert (
+        aai_api.get_transcript(aai_client.http_client, submitted.id).status
+        == aai.TranscriptStatus.error
+    )
 
 
 class _WebhookReceiver(ThreadingHTTPServer):
@@ -156,7 +183,9 @@ class _WebhookReceiver(ThreadingHTTPServer):
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                receiver.received.append(
+                    ({k.lower(): v for k, v in self.headers.items()}, json.loads(body))
+                )
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -165,10 +194,14 @@ class _WebhookReceiver(ThreadingHTTPServer):
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
 
-def test_aai_webhook_is_posted_with_auth_header(aai_fake: FakeAssemblyAI, aai_client: aai.Client) -> None:
+def test_aai_webhook_is_posted_with_auth_header(
+    aai_fake: FakeAssemblyAI, aai_client: aai.Client
+) -> None:
     receiver = _WebhookReceiver()
     try:
         config = aai.TranscriptionConfig().set_webhook(
@@ -222,7 +255,10 @@ SUMMARY_FORMAT: dict[str, Any] = {
         },
     },
 }
-MESSAGES: list[Any] = [{"role": "system", "content": "Summarise."}, {"role": "user", "content": "A transcript. " * 20}]
+MESSAGES: list[Any] = [
+    {"role": "system", "content": "Summarise."},
+    {"role": "user", "content": "A transcript. " * 20},
+]
 
 
 @pytest.fixture
@@ -234,26 +270,39 @@ def oai_fake() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def oai_client(oai_fake: FakeOpenAI) -> openai.OpenAI:
     # The SDK's paths are relative to a base URL ending in /v1.
-    return openai.OpenAI(api_key=oai_fake.api_key, base_url=f"{oai_fake.url}/v1", max_retries=0, timeout=5)
+    return openai.OpenAI(
+        api_key=oai_fake.api_key, base_url=f"{oai_fake.url}/v1", max_retries=0, timeout=5
+    )
 
 
 def _summary(client: openai.OpenAI, response_format: Any = SUMMARY_FORMAT) -> Any:
-    return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, response_format=response_format)
+    return client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, response_format=response_format
+    )
 
 
 def test_openai_generates_schema_valid_json(oai_client: openai.OpenAI) -> None:
     completion = _summary(oai_client)
 
     content = json.loads(completion.choices[0].message.content)
-    assert content == {"title": "Example title", "bullets": ["Example bullets"],
-                       "duration_minutes": 5, "next_meeting": "2025-01-06"}
+    assert content == {
+        "title": "Example title",
+        "bullets": ["Example bullets"],
+        "duration_minutes": 5,
+        "next_meeting": "2025-01-06",
+    }
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.prompt_tokens == len("Summarise." + "A transcript. " * 20) // 4
-    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert (
+        completion.usage.total_tokens
+        == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
 
 
 def test_openai_parse_with_pydantic_model(oai_client: openai.OpenAI) -> None:
-    completion = oai_client.chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Decisions)
+    completion = oai_client.chat.completions.parse(
+        model="gpt-4o-mini", messages=MESSAGES, response_format=Decisions
+    )
 
     parsed = completion.choices[0].message.parsed
     assert isinstance(parsed, Decisions) and parsed.sentiment == "positive"
@@ -261,18 +310,29 @@ def test_openai_parse_with_pydantic_model(oai_client: openai.OpenAI) -> None:
 
 
 def test_openai_canned_responses(oai_fake: FakeOpenAI, oai_client: openai.OpenAI) -> None:
-    oai_fake.responses["summary"] = lambda request: {"title": request["model"], "bullets": [],
-                                                     "duration_minutes": 30, "next_meeting": None}
-    oai_fake.responses["Decisions"] = {"decisions": ["Ship on Monday"], "action_items": [], "sentiment": "neutral"}
+    oai_fake.responses["summary"] = lambda request: {
+        "title": request["model"],
+        "bullets": [],
+        "duration_minutes": 30,
+        "next_meeting": None,
+    }
+    oai_fake.responses["Decisions"] = {
+        "decisions": ["Ship on Monday"],
+        "action_items": [],
+        "sentiment": "neutral",
+    }
 
     oai_fake.text_content = "Plain answer"
 
     assert json.loads(_summary(oai_client).choices[0].message.content)["title"] == "gpt-4o-mini"
     plain = oai_client.chat.completions.create(model="m", messages=MESSAGES)
     assert plain.choices[0].message.content == "Plain answer"
-    parsed = oai_client.chat.completions.parse(model="m", messages=MESSAGES, response_format=Decisions)
-    assert parsed.choices[0].message.parsed == Decisions(decisions=["Ship on Monday"], action_items=[],
-                                                         sentiment="neutral")
+    parsed = oai_client.chat.completions.parse(
+        model="m", messages=MESSAGES, response_format=Decisions
+    )
+    assert parsed.choices[0].message.parsed == Decisions(
+        decisions=["Ship on Monday"], action_items=[], sentiment="neutral"
+    )
 
 
 def test_openai_fault_targets_one_schema(oai_fake: FakeOpenAI, oai_client: openai.OpenAI) -> None:
@@ -297,7 +357,9 @@ def test_openai_rate_limit(oai_fake: FakeOpenAI, oai_client: openai.OpenAI) -> N
 
 def test_openai_sdk_retries_honour_retry_after(oai_fake: FakeOpenAI) -> None:
     oai_fake.rate_limit(times=1, retry_after=0.05)
-    client = openai.OpenAI(api_key=oai_fake.api_key, base_url=f"{oai_fake.url}/v1", max_retries=1, timeout=5)
+    client = openai.OpenAI(
+        api_key=oai_fake.api_key, base_url=f"{oai_fake.url}/v1", max_retries=1, timeout=5
+    )
 
     assert _summary(client).choices[0].message.content
     assert len(oai_fake.request_times("chat")) == 2
@@ -312,7 +374,9 @@ def test_openai_wrong_key_is_401(oai_fake: FakeOpenAI) -> None:
     assert caught.value.code == "invalid_api_key" and caught.value.type == "invalid_request_error"
 
 
-def test_openai_rejects_strict_schema_when_asked(oai_fake: FakeOpenAI, oai_client: openai.OpenAI) -> None:
+def test_openai_rejects_strict_schema_when_asked(
+    oai_fake: FakeOpenAI, oai_client: openai.OpenAI
+) -> None:
     oai_fake.reject_strict = True
 
     with pytest.raises(openai.BadRequestError) as caught:
@@ -338,14 +402,18 @@ def test_openai_corrupt_json(oai_fake: FakeOpenAI, oai_client: openai.OpenAI, mo
     assert json.loads(_summary(oai_client).choices[0].message.content)["title"]  # one answer only
 
 
-def test_openai_truncation_makes_parse_raise(oai_fake: FakeOpenAI, oai_client: openai.OpenAI) -> None:
+def test_openai_truncation_makes_parse_raise(
+    oai_fake: FakeOpenAI, oai_client: openai.OpenAI
+) -> None:
     oai_fake.corrupt_json("Decisions", "truncated")
 
     with pytest.raises(openai.LengthFinishReasonError):
         oai_client.chat.completions.parse(model="m", messages=MESSAGES, response_format=Decisions)
 
 
-def test_openai_rate_and_concurrency_measurement(oai_fake: FakeOpenAI, oai_client: openai.OpenAI) -> None:
+def test_openai_rate_and_concurrency_measurement(
+    oai_fake: FakeOpenAI, oai_client: openai.OpenAI
+) -> None:
     oai_fake.delay_responses(0.2, times=3, route="chat")
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -360,16 +428,23 @@ def test_openai_audio_transcription(oai_fake: FakeOpenAI, oai_client: openai.Ope
     oai_fake.utterances = [("A", "Thanks Alice."), ("B", "Bob will send the report by Friday.")]
 
     verbose = oai_client.audio.transcriptions.create(
-        model="whisper-1", file=("meeting.wav", AUDIO), response_format="verbose_json",
+        model="whisper-1",
+        file=("meeting.wav", AUDIO),
+        response_format="verbose_json",
         timestamp_granularities=["segment", "word"],
     )
     plain = oai_client.audio.transcriptions.create(model="whisper-1", file=("meeting.wav", AUDIO))
     diarized = oai_client.audio.transcriptions.create(
-        model="gpt-4o-transcribe-diarize", file=("meeting.wav", AUDIO), response_format="diarized_json"
+        model="gpt-4o-transcribe-diarize",
+        file=("meeting.wav", AUDIO),
+        response_format="diarized_json",
     )
 
     assert verbose.text == plain.text == "Thanks Alice. Bob will send the report by Friday."
-    assert [s.text.strip() for s in verbose.segments] == ["Thanks Alice.", "Bob will send the report by Friday."]
+    assert [s.text.strip() for s in verbose.segments] == [
+        "Thanks Alice.",
+        "Bob will send the report by Friday.",
+    ]
     assert verbose.language == "english" and verbose.duration > verbose.segments[-1].end
     assert verbose.words and verbose.words[0].word == "Thanks"
     assert [s.speaker for s in diarized.segments] == ["A", "B"]

@@ -9,9 +9,9 @@ from django.core.files.base import ContentFile
 from websockets.sync.client import connect
 
 from jobs.models import Job
-from jobs.pipeline import enqueue_next
-from jobs.services import submit_job
-from jobs.tokens import make_viewer_token
+from jobs.pipeline.runner import enqueue_next
+from jobs.state import submit_job
+from jobs.web.tokens import make_viewer_token
 from tests.conftest import SAMPLE_AUDIO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 def test_it_streams_pending_processing_completed(platform):
     with open(SAMPLE_AUDIO, "rb") as fh:
-        job = submit_job(Job(title="ws", audio=ContentFile(fh.read(), "standup.wav")), enqueue=False)
+        job = submit_job(
+            Job(title="ws", audio=ContentFile(fh.read(), "standup.wav")), enqueue=False
+        )
     url = platform.url.replace("http", "ws") + f"/ws/jobs/{job.id}/?token={make_viewer_token(job)}"
     seen: list[dict] = []
     with connect(url, origin=platform.url, open_timeout=10) as ws:

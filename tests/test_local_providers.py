@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from jobs import analysis
 from jobs.errors import PermanentError, TransientError
+from jobs.providers import analysis_steps as analysis
 from jobs.providers.audio import probe_duration, to_mp3_16k, to_wav16k
 from jobs.providers.base import AudioSource, Transcript, Utterance
-from jobs.providers.due_dates import find_due_date
-from jobs.providers.local_analysis import SUMMARY_PREFIX, LocalAnalyzer
-from jobs.providers.local_transcription import LocalTranscriber, _read_pcm
-from jobs.providers.speaker_turns import label_turns, speech_turns
+from jobs.providers.local.analysis import SUMMARY_PREFIX, LocalAnalyzer
+from jobs.providers.local.due_dates import find_due_date
+from jobs.providers.local.speaker_turns import label_turns, speech_turns
+from jobs.providers.local.transcription import LocalTranscriber, _read_pcm
 from tests.fakes import FakeOpenAI
 from tests.support.media_files import CONTAINERS, make_recording, make_silent_film
 
@@ -271,7 +271,7 @@ def openai_settings(settings: Any, fake_openai: FakeOpenAI) -> Any:
 
 
 def test_openai_segments_become_single_speaker_utterances(openai_settings: Any) -> None:
-    from jobs.providers.openai_audio import OpenAITranscriber
+    from jobs.providers.openai.audio import OpenAITranscriber
 
     transcript = OpenAITranscriber().submit(AudioSource(path=SAMPLE_WAV))
     assert transcript.language == "en"
@@ -281,7 +281,7 @@ def test_openai_segments_become_single_speaker_utterances(openai_settings: Any) 
 
 
 def test_openai_diarizing_models_keep_their_speakers(openai_settings: Any) -> None:
-    from jobs.providers.openai_audio import OpenAITranscriber
+    from jobs.providers.openai.audio import OpenAITranscriber
 
     openai_settings.OPENAI_TRANSCRIPTION_MODEL = "gpt-4o-transcribe-diarize"
     transcript = OpenAITranscriber().submit(AudioSource(path=SAMPLE_WAV))
@@ -290,7 +290,7 @@ def test_openai_diarizing_models_keep_their_speakers(openai_settings: Any) -> No
 
 
 def test_openai_rate_limits_are_transient(openai_settings: Any, fake_openai: FakeOpenAI) -> None:
-    from jobs.providers.openai_audio import OpenAITranscriber
+    from jobs.providers.openai.audio import OpenAITranscriber
 
     fake_openai.rate_limit(route="transcription", retry_after=7)
     with pytest.raises(TransientError) as caught:

@@ -7,7 +7,7 @@ import pytest
 
 from jobs.errors import PermanentError
 from jobs.providers.base import Transcript, Utterance
-from jobs.providers.openai_chat import OpenAIAnalyzer
+from jobs.providers.openai.chat import OpenAIAnalyzer
 
 TRANSCRIPT = Transcript([Utterance("A", 0, 1000, "We decided to ship on Monday.")])
 

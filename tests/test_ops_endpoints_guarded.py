@@ -61,7 +61,7 @@ def test_metrics_need_the_bearer_token_when_one_is_set(settings):
 
 
 def test_the_worker_metrics_server_binds_loopback_and_checks_the_token(settings):
-    from meeting_intel.observability import serve_worker_metrics
+    from meeting_intel.ops.wiring import serve_worker_metrics
 
     assert settings.WORKER_METRICS_ADDR == "127.0.0.1"
     settings.DEBUG, settings.METRICS_BEARER_TOKEN = False, "w0rker"

@@ -11,9 +11,9 @@ import pytest
 from django.test import override_settings
 
 from jobs.models import Job
-from meeting_intel import logging as log_context
-from meeting_intel import observability
-from meeting_intel.logging import ContextFilter, JsonFormatter, TextFormatter
+from meeting_intel.ops import logs as log_context
+from meeting_intel.ops import wiring as observability
+from meeting_intel.ops.logs import ContextFilter, JsonFormatter, TextFormatter
 
 
 def _capture(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:

@@ -16,8 +16,8 @@ from jobs.errors import PermanentError, TransientError
 from jobs.models import Job, JobEvent
 from jobs.providers.base import Transcript
 from jobs.providers.instrumented import MeasuredAnalyzer, MeasuredTranscriber
-from meeting_intel import metrics
 from meeting_intel.devserver import EmbeddedRedis
+from meeting_intel.ops import metrics
 from webhooks.models import WebhookAttempt, WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -27,7 +27,7 @@ def test_every_setting_is_in_the_readme_settings_table() -> None:
 def test_the_operations_section_lists_every_metric_series() -> None:
     from prometheus_client import Counter, Histogram
 
-    from meeting_intel import metrics
+    from meeting_intel.ops import metrics
 
     names = {
         f"{m._name}_total" if isinstance(m, Counter) else m._name

@@ -68,7 +68,7 @@ def test_readyz_answers_503_naming_redis_parts_when_redis_is_stopped(
 
 
 def test_the_healthcheck_probe_sends_a_host_django_accepts() -> None:
-    from meeting_intel.health import probe_host
+    from meeting_intel.ops.health import probe_host
 
     assert probe_host(["meetings.example.com", "127.0.0.1"]) == "meetings.example.com"
     assert probe_host([".example.com"]) == "example.com"

@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.analysis import STEPS as ANALYSIS_STEPS
 from jobs.models import Job, JobEvent
+from jobs.providers.analysis_steps import STEPS as ANALYSIS_STEPS
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO, provider_env, wait_until
 from tests.support.platform import (
@@ -295,7 +295,7 @@ def test_a_graceful_worker_shutdown_mid_job_loses_nothing(stack, api_key, receiv
 def probe(stack: OpsStack) -> int:
     """The container healthcheck's exit status, run with the web's own settings."""
     return subprocess.run(
-        [sys.executable, "-m", "meeting_intel.health", f"{stack.url}/readyz"],
+        [sys.executable, "-m", "meeting_intel.ops.health", f"{stack.url}/readyz"],
         env=stack.env,
         capture_output=True,
         timeout=60,

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.tokens import make_viewer_token
+from jobs.web.tokens import make_viewer_token
 from tests.support.api_factories import make_job, make_meeting
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff(client):
-    client.force_login(get_user_model().objects.create_user("staff", password="pw", is_staff=True))
+    client.force_login(
+        get_user_model().objects.create_user(
+            "staff", password="pw", is_staff=True, is_superuser=True
+        )
+    )
     return client
 
 
@@ -92,7 +96,11 @@ def test_staff_retry_requeues_the_job_and_returns_to_its_page(staff, failed_job)
 
 def test_retry_needs_a_csrf_token(failed_job):
     browser = Client(enforce_csrf_checks=True)
-    browser.force_login(get_user_model().objects.create_user("staff", password="pw", is_staff=True))
+    browser.force_login(
+        get_user_model().objects.create_user(
+            "staff", password="pw", is_staff=True, is_superuser=True
+        )
+    )
     assert browser.post(f"/jobs/{failed_job.id}/retry/").status_code == 403
     failed_job.refresh_from_db()
     assert failed_job.status == Job.Status.FAILED

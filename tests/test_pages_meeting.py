@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.tokens import make_viewer_token
+from jobs.web.tokens import make_viewer_token
 from meetings.models import ActionItem, Decision
 from tests.support.api_factories import make_job, make_meeting, wav_bytes
 
@@ -134,13 +134,21 @@ def test_a_degraded_step_says_so_plainly(client, meeting):
 def test_staff_are_offered_a_reprocess_of_a_degraded_meeting(client, meeting):
     meeting.degraded = ["summary"]
     meeting.save()
-    client.force_login(get_user_model().objects.create_user("staff", password="pw", is_staff=True))
+    client.force_login(
+        get_user_model().objects.create_user(
+            "staff", password="pw", is_staff=True, is_superuser=True
+        )
+    )
     html = client.get(f"/meetings/{meeting.id}/").content.decode()
     assert f'action="/jobs/{meeting.job_id}/reprocess/"' in html
     assert 'name="from" value="analysis"' in html and "csrfmiddlewaretoken" in html
 
 
 def test_a_meeting_that_is_not_degraded_offers_no_reprocess(client, meeting):
-    client.force_login(get_user_model().objects.create_user("staff", password="pw", is_staff=True))
+    client.force_login(
+        get_user_model().objects.create_user(
+            "staff", password="pw", is_staff=True, is_superuser=True
+        )
+    )
     html = client.get(f"/meetings/{meeting.id}/").content.decode()
     assert "unavailable" not in html and "Reprocess" not in html

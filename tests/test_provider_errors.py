@@ -7,8 +7,8 @@ import pytest
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.pipeline import run_inline
-from jobs.services import submit_job
+from jobs.pipeline.runner import run_inline
+from jobs.state import submit_job
 from tests.conftest import SAMPLE_AUDIO
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from jobs import ratelimit
 from jobs.errors import Deferred
+from jobs.providers import limits as ratelimit
 
 
 @pytest.fixture

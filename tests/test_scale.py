@@ -11,7 +11,7 @@ from celery import Celery
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.services import submit_job
+from jobs.state import submit_job
 from tests.conftest import wait_until
 from tests.support.stack import Stack
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs.media import MediaProblem, inspect_media
 from jobs.models import Job
+from meeting_intel.lib.media import MediaProblem, inspect_media
 from tests.support.api_factories import api_for, new_client, stored_files
 from tests.support.media_files import CONTAINERS, make_recording, make_silent_film
 

@@ -14,9 +14,9 @@ from standardwebhooks import Webhook
 
 from jobs.models import ApiClient, Job
 from meeting_intel.celery import app as celery_app
+from webhooks.actions import rotate_secret
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookSecret
 from webhooks.outbox import record_job_event
-from webhooks.services import rotate_secret
 from webhooks.tasks import deliver
 
 pytestmark = pytest.mark.django_db

@@ -64,7 +64,9 @@ def test_it_lists_a_jobs_deliveries_with_their_attempts(api_key: str, receiver: 
     [listed] = response.json()["results"]
     assert listed["id"] == delivery.webhook_id
     assert (listed["event_type"], listed["state"], listed["attempt_count"]) == (
-        "job.completed", "exhausted", 1,
+        "job.completed",
+        "exhausted",
+        1,
     )
     [attempt] = listed["attempts"]
     assert attempt["status_code"] == 500 and attempt["number"] == 1

@@ -14,7 +14,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from jobs.models import Job
-from jobs.services import fail_job
+from jobs.state import fail_job
 from meeting_intel.celery import app as celery_app
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.outbox import record_job_event
@@ -72,7 +72,10 @@ def test_a_crash_between_commit_and_send_still_delivers_once(
 def test_two_workers_delivering_at_once_send_once(receiver: Any) -> None:
     job = Job.objects.create(status=Job.Status.COMPLETED, webhook_url=receiver.hook_url())
     delivery = WebhookDelivery.objects.create(
-        job=job, event_type="job.completed", url=job.webhook_url, body="{}",
+        job=job,
+        event_type="job.completed",
+        url=job.webhook_url,
+        body="{}",
         next_attempt_at=timezone.now(),
     )
     receiver.delay_responses(0.3, times=1)

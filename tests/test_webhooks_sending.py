@@ -23,10 +23,10 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from jobs.models import ApiClient, Job
 from meeting_intel.celery import app as celery_app
+from webhooks.actions import expire_secret, redeliver, rotate_secret
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.outbox import record_job_event
 from webhooks.sender import RESPONSE_EXCERPT_BYTES, parse_retry_after
-from webhooks.services import expire_secret, redeliver, rotate_secret
 from webhooks.tasks import deliver
 
 pytestmark = pytest.mark.django_db
@@ -125,8 +125,11 @@ def _read_request(conn: socket.socket) -> None:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = next(
-        (int(line.split(b":")[1]) for line in head.split(b"\r\n")
-         if line.lower().startswith(b"content-length:")),
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
         0,
     )
     while len(body) < length:

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.test import override_settings
 
 from jobs.models import Job
-from webhooks import ssrf
+from meeting_intel.lib import safe_http as ssrf
 from webhooks.models import WebhookDelivery
 from webhooks.outbox import record_job_event
 from webhooks.tasks import deliver
@@ -162,10 +162,26 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, list[str | None]]]:
     """An HTTPS server with a self-signed certificate for cms.test; records the SNI it sees."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=cms.test", "-addext", "subjectAltName=DNS:cms.test",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=cms.test",
+            "-addext",
+            "subjectAltName=DNS:cms.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     names: list[str | None] = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -243,9 +259,7 @@ def test_followed_redirects_are_checked_at_every_hop(
     with override_settings(WEBHOOK_ALLOW_PRIVATE_HOSTS=True):
         locations.append(receiver.hook_url("landed"))
         # The receiver answers POST only: landing there with GET proves the hop was followed.
-        response = ssrf.safe_request(
-            "GET", start, timeout=2, max_bytes=100, allow_redirects=True
-        )
+        response = ssrf.safe_request("GET", start, timeout=2, max_bytes=100, allow_redirects=True)
         assert response.history == [start] and response.url == locations[0]
         assert response.status_code == 404
 

@@ -36,8 +36,9 @@ def completed_job(api_key: str, url: str) -> tuple[Job, WebhookDelivery]:
 def wait_for_hits(receiver: Any, path: str, count: int, timeout: float = 30) -> list[Any]:
     """Requests to `path` (those a scripted fault answered too), once `count` have come."""
     return wait_until(
-        lambda: hits if len(hits := [r for r in receiver.requests if r.path == path]) >= count
-        else None,
+        lambda: (
+            hits if len(hits := [r for r in receiver.requests if r.path == path]) >= count else None
+        ),
         timeout,
     )
 
@@ -61,7 +62,10 @@ def test_a_500_then_200_is_retried_with_the_same_webhook_id(
 
     failed, succeeded = delivery.attempts.order_by("number")
     assert (failed.number, failed.status_code, succeeded.number, succeeded.status_code) == (
-        1, 500, 2, 200,
+        1,
+        500,
+        2,
+        200,
     )
     assert "Injected fault" in failed.response_excerpt
     assert failed.created_at < succeeded.created_at and failed.duration_ms >= 0

@@ -18,10 +18,14 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from jobs.models import ApiClient
-
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
-from .services import expire_secret, redeliver, rotate_secret, send_test_event
-from .signing import client_secrets
+from meeting_intel.lib.admin_permissions import (
+    ExplainedActionsMixin,
+    permission_label,
+    refusal,
+)
+from webhooks.actions import expire_secret, redeliver, rotate_secret, send_test_event
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
+from webhooks.signing import client_secrets
 
 
 class WebhookAttemptInline(admin.TabularInline):
@@ -48,21 +52,39 @@ class WebhookDeliveryInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     list_display = [
-        "webhook_id", "event_type", "job_link", "url", "state", "attempt_count",
-        "last_status_code", "next_attempt_at", "created_at",
+        "webhook_id",
+        "event_type",
+        "job_link",
+        "url",
+        "state",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
     ]
     list_filter = ["state", "event_type", "url"]
     search_fields = ["webhook_id", "url", "job__id", "job__external_id"]
     list_select_related = ["job"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "webhook_id", "job", "event_type", "url", "body", "state", "attempt_count",
-        "next_attempt_at", "last_status_code", "last_error", "created_at", "delivered_at",
+        "webhook_id",
+        "job",
+        "event_type",
+        "url",
+        "body",
+        "state",
+        "attempt_count",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "delivered_at",
     ]
     inlines = [WebhookAttemptInline]
     actions = ["redeliver_selected"]
+    permission_codenames = {"redeliver": "redeliver_webhookdelivery"}
     change_form_template = "admin/webhooks/webhookdelivery/change_form.html"
     change_list_template = "admin/webhooks/webhookdelivery/change_list.html"
 
@@ -74,7 +96,10 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         url = reverse("admin:jobs_job_change", args=[obj.job_id])
         return format_html('<a href="{}">{}</a>', url, obj.job)
 
-    @admin.action(description="Redeliver selected webhooks")
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "redeliver")
+
+    @admin.action(description="Redeliver selected webhooks", permissions=["redeliver"])
     def redeliver_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         deliveries = list(queryset)
         for delivery in deliveries:
@@ -98,18 +123,22 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def redeliver_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         delivery = get_object_or_404(WebhookDelivery, id=object_id)
-        if not self.has_change_permission(request, delivery):
-            raise PermissionDenied
+        change = reverse("admin:webhooks_webhookdelivery_change", args=[object_id])
+        if not self.has_redeliver_permission(request):
+            self.message_user(request, self._refusal("redeliver webhooks"), messages.ERROR)
+            return HttpResponseRedirect(change)
         redeliver(delivery)
         self.message_user(
             request, f"Queued a redelivery of {delivery.webhook_id}.", messages.SUCCESS
         )
-        change = reverse("admin:webhooks_webhookdelivery_change", args=[object_id])
         return HttpResponseRedirect(change)
 
+    def _refusal(self, what: str) -> str:
+        return refusal(permission_label("webhooks", "redeliver_webhookdelivery"), what)
+
     def send_test_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_change_permission(request):
-            raise PermissionDenied
+        if not self.has_redeliver_permission(request):
+            raise PermissionDenied(self._refusal("send test webhook events"))
         form = SendTestEventForm(request.POST or None)
         result = None
         if request.method == "POST" and form.is_valid():
@@ -147,14 +176,14 @@ class SendTestEventForm(forms.Form):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     list_display = ["url", "gone_at", "gone_reason", "created_at"]
     list_filter = [("gone_at", admin.EmptyFieldListFilter)]
     search_fields = ["url"]
     readonly_fields = ["gone_at", "gone_reason", "created_at"]
     actions = ["reenable"]
 
-    @admin.action(description="Re-enable (clear the 410 gone mark)")
+    @admin.action(description="Re-enable (clear the 410 gone mark)", permissions=["change"])
     def reenable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         count = queryset.exclude(gone_at=None).update(gone_at=None, gone_reason="")
         self.message_user(
@@ -165,7 +194,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookSecret)
-class WebhookSecretAdmin(admin.ModelAdmin):
+class WebhookSecretAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     """Adding a secret for a client rotates: its current secret gets an expiry."""
 
     list_display = ["client", "masked", "created_at", "expires_at", "in_effect"]
@@ -173,6 +202,10 @@ class WebhookSecretAdmin(admin.ModelAdmin):
     fields = ["client", "created_at", "expires_at"]
     readonly_fields = ["created_at", "expires_at"]
     actions = ["expire_now"]
+    permission_codenames = {"expire": "expire_webhooksecret"}
+
+    def has_expire_permission(self, request: HttpRequest) -> bool:
+        return self.has_model_permission(request, "expire")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["client", *self.readonly_fields] if obj else self.readonly_fields
@@ -197,7 +230,7 @@ class WebhookSecretAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description="Stop signing with the selected secrets now")
+    @admin.action(description="Stop signing with the selected secrets now", permissions=["expire"])
     def expire_now(self, request: HttpRequest, queryset: QuerySet[WebhookSecret]) -> None:
         secrets = list(queryset)
         for secret in secrets:

@@ -17,12 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api_errors import ApiError, error_responses
-from jobs.auth import client_of
+from jobs.api.auth import client_of
 from jobs.models import Job
-
-from .models import WebhookAttempt, WebhookDelivery
-from .services import redeliver
+from meeting_intel.http.errors import ApiError, error_responses
+from webhooks.actions import redeliver
+from webhooks.models import WebhookAttempt, WebhookDelivery
 
 
 class WebhookAttemptSerializer(serializers.ModelSerializer):
@@ -40,8 +39,17 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = [
-            "id", "event_type", "url", "state", "attempt_count", "next_attempt_at",
-            "last_status_code", "last_error", "created_at", "delivered_at", "attempts",
+            "id",
+            "event_type",
+            "url",
+            "state",
+            "attempt_count",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "delivered_at",
+            "attempts",
         ]
 
 

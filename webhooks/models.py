@@ -61,6 +61,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "webhook deliveries"
+        permissions = [("redeliver_webhookdelivery", "Can redeliver webhooks and send test events")]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["job", "-created_at"], name="delivery_job"),
@@ -132,6 +133,7 @@ class WebhookSecret(models.Model):
 
     class Meta:
         ordering = ["client", "-created_at", "-id"]
+        permissions = [("expire_webhooksecret", "Can expire webhook signing secrets")]
 
     def __str__(self) -> str:
         return f"{self.client}: {self.secret[:10]}…"

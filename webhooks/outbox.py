@@ -11,12 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.tokens import results_url
+from jobs.web.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
-
-from .models import WebhookDelivery
-from .sender import gone_endpoint, gone_note
+from webhooks.models import WebhookDelivery
+from webhooks.sender import gone_endpoint, gone_note
 
 
 def event_body(job: Job, event_type: str) -> str:
@@ -69,6 +68,6 @@ def record_job_event(job: Job, event_type: str) -> WebhookDelivery | None:
 
 
 def _enqueue(delivery_id: int, countdown: float) -> None:
-    from .tasks import deliver
+    from webhooks.tasks import deliver
 
     deliver.apply_async(args=[delivery_id], countdown=countdown or None)

@@ -1,6 +1,6 @@
 """Sending one webhook attempt, and deciding what happens next.
 
-Every POST goes through the SSRF guard (webhooks.ssrf): a total deadline of
+Every POST goes through the SSRF guard (meeting_intel.lib.safe_http): a total deadline of
 WEBHOOK_TIMEOUT_SECONDS over connecting, sending and reading, at most
 RESPONSE_EXCERPT_BYTES of the answer read, redirects never followed.
 2xx settles the delivery; 410 marks the endpoint gone; a refused URL is not
@@ -22,9 +22,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import ssrf
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from .signing import secrets_for, signed_headers
+from meeting_intel.lib import safe_http as ssrf
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.signing import secrets_for, signed_headers
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from django.conf import settings
 from standardwebhooks import Webhook
 
 from jobs.models import ApiClient, Job
-
-from .models import WebhookSecret
+from webhooks.models import WebhookSecret
 
 
 def signer(secret: str) -> Webhook:

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from . import sender
-from .models import WebhookDelivery
+from webhooks import sender
+from webhooks.models import WebhookDelivery
 
 SWEEP_BATCH = 500
 

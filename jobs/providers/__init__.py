@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .base import Analyzer, Transcriber
-from .instrumented import measured_analyzer, measured_transcriber
+from jobs.providers.base import Analyzer, Transcriber
+from jobs.providers.instrumented import measured_analyzer, measured_transcriber
 
 
 def get_transcriber(name: str | None = None) -> Transcriber:
@@ -23,15 +23,15 @@ def get_analyzer() -> Analyzer:
 
 def _transcriber(name: str) -> Transcriber:
     if name == "assemblyai":
-        from .assemblyai import AssemblyAITranscriber
+        from jobs.providers.assemblyai import AssemblyAITranscriber
 
         return AssemblyAITranscriber()
     if name == "openai":
-        from .openai_audio import OpenAITranscriber
+        from jobs.providers.openai.audio import OpenAITranscriber
 
         return OpenAITranscriber()
     if name == "local":
-        from .local_transcription import LocalTranscriber
+        from jobs.providers.local.transcription import LocalTranscriber
 
         return LocalTranscriber()
     raise ValueError(f"unknown transcription provider {name!r}")
@@ -39,9 +39,9 @@ def _transcriber(name: str) -> Transcriber:
 
 def _analyzer() -> Analyzer:
     if settings.ANALYSIS_PROVIDER == "openai":
-        from .openai_chat import OpenAIAnalyzer
+        from jobs.providers.openai.chat import OpenAIAnalyzer
 
         return OpenAIAnalyzer()
-    from .local_analysis import LocalAnalyzer
+    from jobs.providers.local.analysis import LocalAnalyzer
 
     return LocalAnalyzer()

@@ -15,8 +15,8 @@ import httpx
 from assemblyai import api as aai_api
 from django.conf import settings
 
-from ..errors import PermanentError, TransientError
-from .base import AudioSource, Transcript, Utterance
+from jobs.errors import PermanentError, TransientError
+from jobs.providers.base import AudioSource, Transcript, Utterance
 
 T = TypeVar("T")
 

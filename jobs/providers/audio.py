@@ -20,9 +20,8 @@ from pathlib import Path
 import av
 from av.audio.frame import AudioFrame
 
-from jobs.media import MediaProblem, open_audio, probe_duration
-
-from ..errors import PermanentError
+from jobs.errors import PermanentError
+from meeting_intel.lib.media import MediaProblem, open_audio, probe_duration
 
 SAMPLE_RATE = 16000
 

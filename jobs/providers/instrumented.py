@@ -1,4 +1,4 @@
-"""Providers wrapped so every call is measured (see meeting_intel.metrics).
+"""Providers wrapped so every call is measured (see meeting_intel.ops.metrics).
 
 The wrappers change nothing a caller sees: same results, same exceptions,
 and every other attribute passes through to the provider.
@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
+from jobs.providers.base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ class _Measured:
         return getattr(self._inner, attribute)
 
     def _measure(self, operation: str, call: Callable[[], T]) -> T:
-        from meeting_intel.metrics import observe_provider_call
+        from meeting_intel.ops.metrics import observe_provider_call
 
         started = time.perf_counter()
         try:

@@ -6,8 +6,8 @@ and :mod:`tests.fakes.base` for faults and measurements shared by both.
 
 from __future__ import annotations
 
-from .assemblyai import FakeAssemblyAI
-from .base import Fault, LoggedRequest
-from .openai import FakeOpenAI
+from tests.fakes.assemblyai import FakeAssemblyAI
+from tests.fakes.base import Fault, LoggedRequest
+from tests.fakes.openai import FakeOpenAI
 
 __all__ = ["FakeAssemblyAI", "FakeOpenAI", "Fault", "LoggedRequest"]

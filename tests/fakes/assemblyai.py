@@ -45,10 +45,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .base import FakeServer, Reply, Request, json_reply
-from .script import DEFAULT_MEETING, Script, TimedWord, duration_ms, time_script
+from tests.fakes.base import FakeServer, Reply, Request, json_reply
+from tests.fakes.script import DEFAULT_MEETING, Script, TimedWord, duration_ms, time_script
 
-NO_AUDIO_ERROR = "File does not appear to contain audio. File type is application/octet-stream (data)."
+NO_AUDIO_ERROR = (
+    "File does not appear to contain audio. File type is application/octet-stream (data)."
+)
 WORD_CONFIDENCE = 0.95
 
 
@@ -165,7 +167,9 @@ class FakeAssemblyAI(FakeServer):
         """Block until ``count`` webhook attempts are recorded; raise ``TimeoutError`` after ``timeout``."""
         with self._callback_added:
             if not self._callback_added.wait_for(lambda: len(self._callbacks) >= count, timeout):
-                raise TimeoutError(f"{len(self._callbacks)} of {count} webhook callbacks after {timeout}s")
+                raise TimeoutError(
+                    f"{len(self._callbacks)} of {count} webhook callbacks after {timeout}s"
+                )
             return list(self._callbacks)
 
     @property
@@ -235,14 +239,16 @@ class FakeAssemblyAI(FakeServer):
 
     def _unknown_upload(self, audio_url: str) -> bool:
         prefix = f"{self.url}/files/"
-        return audio_url.startswith(prefix) and audio_url[len(prefix):] not in self._uploads
+        return audio_url.startswith(prefix) and audio_url[len(prefix) :] not in self._uploads
 
     def _view(self, transcript: _Transcript) -> dict[str, Any]:
         if time.monotonic() >= transcript.ready_at:
             return dict(transcript.final)
         return {**transcript.pending, "status": "processing"}
 
-    def _final(self, common: dict[str, Any], outcome: _Outcome, speaker_labels: bool) -> dict[str, Any]:
+    def _final(
+        self, common: dict[str, Any], outcome: _Outcome, speaker_labels: bool
+    ) -> dict[str, Any]:
         if outcome.error:
             return {**common, "status": "error", "error": outcome.error}
         script = [] if outcome.silent else self.utterances
@@ -250,11 +256,23 @@ class FakeAssemblyAI(FakeServer):
 
         def word(w: TimedWord) -> dict[str, Any]:
             speaker = w.speaker if speaker_labels else None
-            return {"text": w.text, "start": w.start, "end": w.end, "confidence": WORD_CONFIDENCE, "speaker": speaker}
+            return {
+                "text": w.text,
+                "start": w.start,
+                "end": w.end,
+                "confidence": WORD_CONFIDENCE,
+                "speaker": speaker,
+            }
 
         utterances = [
-            {"speaker": t.speaker, "start": t.start, "end": t.end, "confidence": WORD_CONFIDENCE,
-             "text": t.text, "words": [word(w) for w in t.words]}
+            {
+                "speaker": t.speaker,
+                "start": t.start,
+                "end": t.end,
+                "confidence": WORD_CONFIDENCE,
+                "text": t.text,
+                "words": [word(w) for w in t.words],
+            }
             for t in turns
         ]
         return {
@@ -273,11 +291,15 @@ class FakeAssemblyAI(FakeServer):
         if request.get("webhook_auth_header_name") and request.get("webhook_auth_header_value"):
             headers[request["webhook_auth_header_name"]] = request["webhook_auth_header_value"]
         payload = {"transcript_id": transcript.final["id"], "status": transcript.final["status"]}
-        post = urllib.request.Request(request["webhook_url"], json.dumps(payload).encode(), headers, method="POST")
+        post = urllib.request.Request(
+            request["webhook_url"], json.dumps(payload).encode(), headers, method="POST"
+        )
         status: int | None = None
         error: str | None = None
         try:
-            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(post, timeout=5) as answer:
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                post, timeout=5
+            ) as answer:
                 status = answer.status
         except urllib.error.HTTPError as exc:
             status = exc.code
@@ -286,6 +308,12 @@ class FakeAssemblyAI(FakeServer):
         with self._callback_added:
             transcript.final["webhook_status_code"] = status
             self._callbacks.append(
-                CallbackResult(payload["transcript_id"], request["webhook_url"], status, error, time.monotonic())
+                CallbackResult(
+                    payload["transcript_id"],
+                    request["webhook_url"],
+                    status,
+                    error,
+                    time.monotonic(),
+                )
             )
             self._callback_added.notify_all()

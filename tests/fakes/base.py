@@ -123,7 +123,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' connection pools expect
-    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = (
+        True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
+    )
     server: _HTTPServer
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
@@ -182,8 +184,10 @@ class FakeServer:
             self._server = _HTTPServer(("127.0.0.1", 0), _RequestHandler)
             self._server.fake = self
             threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                name=f"{type(self).__name__}-http", daemon=True,
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.01},
+                name=f"{type(self).__name__}-http",
+                daemon=True,
             ).start()
         return self
 
@@ -198,7 +202,10 @@ class FakeServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -218,21 +225,34 @@ class FakeServer:
         return fault
 
     def fail(
-        self, status: int = 500, *, times: int | None = 1, route: str | None = None,
-        tag: str | None = None, message: str | None = None,
+        self,
+        status: int = 500,
+        *,
+        times: int | None = 1,
+        route: str | None = None,
+        tag: str | None = None,
+        message: str | None = None,
     ) -> Fault:
         """Answer the next ``times`` matching requests with HTTP ``status``."""
         return self.add_fault(Fault(status, times, route, tag, message=message))
 
     def rate_limit(
-        self, *, times: int | None = 1, retry_after: float = 1, route: str | None = None,
+        self,
+        *,
+        times: int | None = 1,
+        retry_after: float = 1,
+        route: str | None = None,
         tag: str | None = None,
     ) -> Fault:
         """Answer the next ``times`` matching requests with 429 and ``Retry-After: retry_after``."""
         return self.add_fault(Fault(429, times, route, tag, retry_after=retry_after))
 
     def delay_responses(
-        self, seconds: float, *, times: int | None = None, route: str | None = None,
+        self,
+        seconds: float,
+        *,
+        times: int | None = None,
+        route: str | None = None,
         tag: str | None = None,
     ) -> Fault:
         """Sleep ``seconds`` before handling the next ``times`` matching requests."""
@@ -254,7 +274,8 @@ class FakeServer:
     def request_times(self, route: str | None = None) -> list[float]:
         """Monotonic arrival times of the requests (to ``route`` when given)."""
         return [
-            r.timestamp for r in self.requests
+            r.timestamp
+            for r in self.requests
             if route is None or self._match(r.method, r.path)[0] == route
         ]
 
@@ -303,7 +324,9 @@ class FakeServer:
     def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(target)
         try:
-            payload = json.loads(body) if "json" in headers.get("content-type", "") and body else None
+            payload = (
+                json.loads(body) if "json" in headers.get("content-type", "") and body else None
+            )
         except ValueError:
             payload = None
         with self._lock:
@@ -311,7 +334,9 @@ class FakeServer:
         name, handler, params = self._match(method, parts.path)
         if handler is None or name is None:
             return self._error(404, f"No route for {method} {parts.path}")
-        request = Request(method, parts.path, parse_qs(parts.query), headers, body, payload, name, params)
+        request = Request(
+            method, parts.path, parse_qs(parts.query), headers, body, payload, name, params
+        )
         request.tag = self._tag(request)
         denied = self._authorize(request)
         if denied is not None:
@@ -340,17 +365,23 @@ class FakeServer:
             time.sleep(delay)
         if failing is None or failing.status is None:
             return None
-        reply = self._error(failing.status, failing.message or f"Injected fault: HTTP {failing.status}")
+        reply = self._error(
+            failing.status, failing.message or f"Injected fault: HTTP {failing.status}"
+        )
         if failing.retry_after is not None:
             seconds = failing.retry_after
-            reply.headers["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+            reply.headers["Retry-After"] = (
+                str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+            )
         return reply
 
     def _enter(self, route: str) -> None:
         with self._lock:
             for key in (None, route):
                 self._in_flight[key] = self._in_flight.get(key, 0) + 1
-                self._max_in_flight[key] = max(self._max_in_flight.get(key, 0), self._in_flight[key])
+                self._max_in_flight[key] = max(
+                    self._max_in_flight.get(key, 0), self._in_flight[key]
+                )
 
     def _leave(self, route: str) -> None:
         with self._lock:

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .base import FakeServer, Reply, Request, json_reply, text_reply
-from .script import DEFAULT_MEETING, Script, duration_ms, time_script
+from tests.fakes.base import FakeServer, Reply, Request, json_reply, text_reply
+from tests.fakes.script import DEFAULT_MEETING, Script, duration_ms, time_script
 
 CorruptionMode = Literal["truncated", "invalid", "fenced", "schema_violation"]
 CannedResponse = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
@@ -90,7 +90,9 @@ class FakeOpenAI(FakeServer):
         self._add_route("chat", "POST", r"/v1/chat/completions", self._chat)
         self._add_route("transcription", "POST", r"/v1/audio/transcriptions", self._transcription)
 
-    def corrupt_json(self, schema: str, mode: CorruptionMode = "invalid", *, times: int | None = 1) -> None:
+    def corrupt_json(
+        self, schema: str, mode: CorruptionMode = "invalid", *, times: int | None = 1
+    ) -> None:
         """Damage the content of the next ``times`` answers for json_schema ``schema`` (None: until cleared).
 
         Modes: ``truncated`` (first half of the JSON, ``finish_reason: "length"``, as when
@@ -114,8 +116,12 @@ class FakeOpenAI(FakeServer):
         return self._error(401, "Incorrect API key provided.")
 
     def _error(self, status: int, message: str, param: str | None = None) -> Reply:
-        kind, code = _ERROR_KINDS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
-        return json_reply({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
+        kind, code = _ERROR_KINDS.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None)
+        )
+        return json_reply(
+            {"error": {"message": message, "type": kind, "param": param, "code": code}}, status
+        )
 
     def _tag(self, request: Request) -> str | None:
         json_schema = _json_schema(request.json)
@@ -125,7 +131,11 @@ class FakeOpenAI(FakeServer):
 
     def _chat(self, request: Request) -> Reply:
         body = request.json
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or "model" not in body:
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("messages"), list)
+            or "model" not in body
+        ):
             return self._error(400, "'model' and 'messages' are required.")
         if body.get("stream"):
             return self._error(400, "Streaming is not supported by the fake.", "stream")
@@ -134,7 +144,9 @@ class FakeOpenAI(FakeServer):
         if json_schema is None:
             content = self.text_content
         elif self.reject_strict and json_schema.get("strict"):
-            return self._error(400, "'strict' is not supported for response_format json_schema.", "response_format")
+            return self._error(
+                400, "'strict' is not supported for response_format json_schema.", "response_format"
+            )
         else:
             name = json_schema.get("name", "")
             canned = self.responses.get(name)
@@ -149,25 +161,34 @@ class FakeOpenAI(FakeServer):
                 finish_reason = "length" if mode == "truncated" else finish_reason
         prompt_tokens = max(1, sum(len(_message_text(m)) for m in body["messages"]) // 4)
         completion_tokens = max(1, len(content) // 4)
-        return json_reply({
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-            "service_tier": "default",
-            "system_fingerprint": "fp_fake",
-        })
+        return json_reply(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": content,
+                            "refusal": None,
+                            "annotations": [],
+                        },
+                        "logprobs": None,
+                        "finish_reason": finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+                "service_tier": "default",
+                "system_fingerprint": "fp_fake",
+            }
+        )
 
     def _take_corruption(self, schema: str) -> CorruptionMode | None:
         with self._lock:
@@ -196,31 +217,58 @@ class FakeOpenAI(FakeServer):
             return json_reply({"text": text, "usage": {"type": "duration", "seconds": seconds}})
         if response_format == "diarized_json":
             segments = [
-                {"type": "transcript.text.segment", "id": f"seg_{i}", "speaker": t.speaker,
-                 "start": t.start / 1000, "end": t.end / 1000, "text": t.text}
+                {
+                    "type": "transcript.text.segment",
+                    "id": f"seg_{i}",
+                    "speaker": t.speaker,
+                    "start": t.start / 1000,
+                    "end": t.end / 1000,
+                    "text": t.text,
+                }
                 for i, t in enumerate(turns)
             ]
-            return json_reply({"task": "transcribe", "duration": seconds, "text": text, "segments": segments})
+            return json_reply(
+                {"task": "transcribe", "duration": seconds, "text": text, "segments": segments}
+            )
         if response_format != "verbose_json":
-            return self._error(400, f"response_format {response_format!r} is not supported by the fake.")
+            return self._error(
+                400, f"response_format {response_format!r} is not supported by the fake."
+            )
         segments = [
-            {"id": i, "seek": 0, "start": t.start / 1000, "end": t.end / 1000, "text": f" {t.text}",
-             "tokens": [50364 + j for j in range(len(t.words))], "temperature": 0.0,
-             "avg_logprob": -0.2, "compression_ratio": 1.3, "no_speech_prob": 0.01}
+            {
+                "id": i,
+                "seek": 0,
+                "start": t.start / 1000,
+                "end": t.end / 1000,
+                "text": f" {t.text}",
+                "tokens": [50364 + j for j in range(len(t.words))],
+                "temperature": 0.0,
+                "avg_logprob": -0.2,
+                "compression_ratio": 1.3,
+                "no_speech_prob": 0.01,
+            }
             for i, t in enumerate(turns)
         ]
         verbose: dict[str, Any] = {
-            "task": "transcribe", "language": "english", "duration": seconds, "text": text,
-            "segments": segments, "usage": {"type": "duration", "seconds": seconds},
+            "task": "transcribe",
+            "language": "english",
+            "duration": seconds,
+            "text": text,
+            "segments": segments,
+            "usage": {"type": "duration", "seconds": seconds},
         }
         if "word" in form.get("timestamp_granularities[]", []):
             verbose["words"] = [
-                {"word": w.text, "start": w.start / 1000, "end": w.end / 1000} for t in turns for w in t.words
+                {"word": w.text, "start": w.start / 1000, "end": w.end / 1000}
+                for t in turns
+                for w in t.words
             ]
         return json_reply(verbose)
 
 
-def example_instance(schema: dict[str, Any], root: dict[str, Any] | None = None, key: str = "value") -> Any:
+def example_instance(
+    schema: dict[str, Any], root: dict[str, Any] | None = None, key: str = "value"
+) -> Any:
     """A deterministic instance of JSON ``schema``: every property of an object, one array item,
     the first ``enum`` value or non-null ``anyOf``/``oneOf``/``allOf`` branch, ``$ref`` resolved."""
     root = schema if root is None else root
@@ -228,26 +276,35 @@ def example_instance(schema: dict[str, Any], root: dict[str, Any] | None = None,
         target: Any = root
         for part in schema["$ref"].removeprefix("#/").split("/"):
             target = target[part]
-        return example_instance({**target, **{k: v for k, v in schema.items() if k != "$ref"}}, root, key)
+        return example_instance(
+            {**target, **{k: v for k, v in schema.items() if k != "$ref"}}, root, key
+        )
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
         return schema["enum"][0]
     for combinator in ("anyOf", "oneOf", "allOf"):
         if schema.get(combinator):
-            options = [o for o in schema[combinator] if o.get("type") != "null"] or schema[combinator]
+            options = [o for o in schema[combinator] if o.get("type") != "null"] or schema[
+                combinator
+            ]
             return example_instance(options[0], root, key)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or (kind is None and "properties" in schema):
-        return {name: example_instance(sub, root, name) for name, sub in schema.get("properties", {}).items()}
+        return {
+            name: example_instance(sub, root, name)
+            for name, sub in schema.get("properties", {}).items()
+        }
     if kind == "array" or (kind is None and "items" in schema):
         count = max(1, schema.get("minItems", 1))
         return [example_instance(schema.get("items", {}), root, key) for _ in range(count)]
     if kind in ("integer", "number"):
         value: float = 1 if kind == "integer" else 0.5
-        value = max(value, schema.get("minimum", value), schema.get("exclusiveMinimum", value - 1) + 1)
+        value = max(
+            value, schema.get("minimum", value), schema.get("exclusiveMinimum", value - 1) + 1
+        )
         return min(value, schema.get("maximum", value))
     if kind == "boolean":
         return True
@@ -257,8 +314,14 @@ def example_instance(schema: dict[str, Any], root: dict[str, Any] | None = None,
 
 
 def _example_string(schema: dict[str, Any], key: str) -> str:
-    by_format = {"date-time": "2025-01-06T09:00:00Z", "date": "2025-01-06", "time": "09:00:00",
-                 "email": "alice@example.com", "uri": "https://example.com/", "uuid": str(uuid.UUID(int=1))}
+    by_format = {
+        "date-time": "2025-01-06T09:00:00Z",
+        "date": "2025-01-06",
+        "time": "09:00:00",
+        "email": "alice@example.com",
+        "uri": "https://example.com/",
+        "uuid": str(uuid.UUID(int=1)),
+    }
     text = by_format.get(schema.get("format", ""), f"Example {key.replace('_', ' ')}")
     text = text.ljust(schema.get("minLength", 0), "x")
     return text[: schema["maxLength"]] if "maxLength" in schema else text
@@ -289,5 +352,7 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, list[str]]:
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if isinstance(name, str):
-            fields.setdefault(name, []).append((part.get_payload(decode=True) or b"").decode(errors="replace"))
+            fields.setdefault(name, []).append(
+                (part.get_payload(decode=True) or b"").decode(errors="replace")
+            )
     return fields

@@ -51,7 +51,9 @@ def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             ipaddress.ip_address(name.split("%")[0])
         except ValueError:
-            raise NetworkBlocked(f"tests may not resolve {name!r}: the internet is blocked") from None
+            raise NetworkBlocked(
+                f"tests may not resolve {name!r}: the internet is blocked"
+            ) from None
     return _real_getaddrinfo(host, *args, **kwargs)
 
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 
-from .platform import ROOT
+from tests.support.platform import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

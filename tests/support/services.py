@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from .platform import LOG_DIR, free_port
+from tests.support.platform import LOG_DIR, free_port
 
 
 def redis_server_binary() -> str:

@@ -15,8 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import SAMPLE_AUDIO, provider_env
-
-from .platform import (
+from tests.support.platform import (
     Process,
     base_env,
     database_url,
@@ -25,7 +24,7 @@ from .platform import (
     start_worker,
     wait_for_output,
 )
-from .services import RedisServer, TcpProxy
+from tests.support.services import RedisServer, TcpProxy
 
 POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 

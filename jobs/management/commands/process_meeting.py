@@ -21,10 +21,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
-from jobs import broadcast, pipeline
-from jobs.media import MediaProblem, inspect_media, safe_filename
 from jobs.models import Job
-from jobs.services import submit_job
+from jobs.pipeline import runner as pipeline
+from jobs.state import submit_job
+from jobs.web import broadcast
+from meeting_intel.lib.media import MediaProblem, inspect_media, safe_filename
 from meetings.serializers import meeting_data
 
 

@@ -1,0 +1,222 @@
+"""The Job shape of SPEC, and validation of what a CMS submits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from jobs.models import Job, JobEvent
+from jobs.web.tokens import results_url, status_url
+from meeting_intel.http import strict_json
+from meeting_intel.lib.media import MediaProblem, inspect_upload
+
+METADATA_MAX_BYTES = 16 * 1024
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MetadataField(serializers.JSONField):
+    """A JSON object under METADATA_MAX_BYTES; multipart forms send it as a JSON string."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        try:
+            if isinstance(data, str):
+                if len(data.encode("utf-8", "surrogatepass")) > METADATA_MAX_BYTES:
+                    raise serializers.ValidationError(self._too_big())
+                data = strict_json.loads(data)
+            else:
+                strict_json.check(data)
+        except strict_json.StrictJSONError as exc:
+            raise serializers.ValidationError(f"metadata must be a JSON object: {exc}") from None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("metadata must be a JSON object.")
+        try:
+            size = len(json.dumps(data).encode())
+        except (TypeError, ValueError, RecursionError):
+            raise serializers.ValidationError("metadata must be a JSON object.") from None
+        if size > METADATA_MAX_BYTES:
+            raise serializers.ValidationError(self._too_big())
+        return data
+
+    def _too_big(self) -> str:
+        return f"metadata must be at most {METADATA_MAX_BYTES} bytes as JSON."
+
+
+class JobSerializer(serializers.ModelSerializer):
+    error = ErrorSerializer(allow_null=True, read_only=True)
+    metadata = MetadataField(read_only=True)
+    meeting_id = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField()
+    results_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "status",
+            "stage",
+            "progress",
+            "message",
+            "title",
+            "language",
+            "external_id",
+            "metadata",
+            "attempts",
+            "error",
+            "next_attempt_at",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "meeting_id",
+            "status_url",
+            "results_url",
+        ]
+        read_only_fields = fields
+
+    def _meeting_id(self, job: Job) -> Any:
+        meeting = getattr(job, "meeting", None)
+        return meeting.id if meeting else None
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_meeting_id(self, job: Job) -> str | None:
+        meeting_id = self._meeting_id(job)
+        return str(meeting_id) if meeting_id else None
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_status_url(self, job: Job) -> str:
+        return status_url(job)
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_results_url(self, job: Job) -> str | None:
+        return results_url(job, self._meeting_id(job))
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = ["created_at", "status", "stage", "progress", "attempt", "message"]
+
+
+class JobEventListSerializer(serializers.Serializer):
+    results = JobEventSerializer(many=True)
+
+
+def _check_webhook_secret(value: str) -> str:
+    if value.startswith("whsec_"):
+        try:
+            base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError(
+                "A secret starting with whsec_ must be base64 after the prefix."
+            ) from None
+    return value
+
+
+class JobCreateSerializer(serializers.Serializer):
+    """What `POST /api/v1/jobs/` accepts: an `audio` file or an `audio_url`, and options."""
+
+    audio = serializers.FileField(
+        required=False,
+        allow_empty_file=True,
+        help_text="The recording (audio or video). Give this or `audio_url`.",
+    )
+    audio_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="An http(s) URL the platform downloads the recording from. "
+        "Give this or `audio`. Private and loopback hosts are refused.",
+    )
+    title = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    language = serializers.RegexField(
+        r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$",
+        required=False,
+        allow_blank=True,
+        max_length=16,
+        help_text="A language code such as `en` or `en_us`; blank to detect.",
+    )
+    speakers_expected = serializers.IntegerField(required=False, min_value=1, max_value=20)
+    webhook_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Where `job.completed` / `job.failed` are POSTed (Standard Webhooks).",
+    )
+    webhook_secret = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        validators=[_check_webhook_secret],
+        help_text="The signing key: `whsec_<base64>` or any string. Never returned.",
+    )
+    external_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Your own id for the job."
+    )
+    metadata = MetadataField(
+        required=False,
+        help_text=f"A JSON object of at most {METADATA_MAX_BYTES} bytes, returned as given "
+        "(a JSON string in multipart forms).",
+    )
+
+    def _check_scheme(self, value: str) -> str:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Only http and https URLs are allowed.")
+        return value
+
+    def validate_audio_url(self, value: str) -> str:
+        return self._check_scheme(value)
+
+    def validate_webhook_url(self, value: str) -> str:
+        return self._check_scheme(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("audio") and attrs.get("audio_url"):
+            raise serializers.ValidationError(
+                {"audio_url": "Give either an audio file or audio_url, not both."}
+            )
+        if not attrs.get("audio") and not attrs.get("audio_url"):
+            raise serializers.ValidationError({"audio": "Upload an audio file or give audio_url."})
+        return attrs
+
+
+class JobUrlCreateSerializer(JobCreateSerializer):
+    """The JSON form of a submission: the same fields without a file."""
+
+    audio = None  # type: ignore[assignment]
+    audio_url = serializers.URLField(
+        max_length=2000,
+        help_text="An http(s) URL the platform downloads the recording from. "
+        "Private and loopback hosts are refused.",
+    )
+
+
+class ReprocessSerializer(serializers.Serializer):
+    from_ = serializers.ChoiceField(
+        choices=["transcription", "analysis"],
+        help_text="`analysis` keeps the transcript; `transcription` transcribes again.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `from` is a Python keyword, so the field is declared as `from_`.
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+def audio_problem(upload: Any) -> tuple[int, str, str] | None:
+    """Why an uploaded file cannot be processed: (status, code, message), or None."""
+    try:
+        inspect_upload(upload)
+    except MediaProblem as problem:
+        return problem.status, problem.code, problem.message
+    return None

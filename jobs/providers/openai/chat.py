@@ -1,0 +1,134 @@
+"""Analysis through the official OpenAI SDK with Structured Outputs.
+
+The SDK's own retries are off: retry policy lives in the pipeline, which
+honours `Retry-After` beyond the SDK's 120-second ceiling without holding a
+worker. Errors are translated here into TransientError or PermanentError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import openai
+from django.conf import settings
+from pydantic import ValidationError
+
+from jobs.errors import PermanentError
+from jobs.pipeline import chunking
+from jobs.providers import analysis_steps as analysis
+from jobs.providers import limits as ratelimit
+from jobs.providers.base import StepOutput, Transcript
+from jobs.providers.openai.errors import translate
+
+# Budgeted per call before the answer's real size is known.
+EXPECTED_COMPLETION_TOKENS = 800
+# A malformed answer is asked for again once before the step degrades.
+MAX_ANSWERS = 2
+
+
+class OpenAIAnalyzer:
+    name = "openai"
+
+    def __init__(self) -> None:
+        self._client = openai.OpenAI(
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.OPENAI_BASE_URL,
+            timeout=settings.OPENAI_TIMEOUT_SECONDS,
+            max_retries=0,
+        )
+        self._strict_schema = True
+
+    def run(self, step: str, transcript: Transcript) -> StepOutput:
+        """Ask the model for one step's answer in the step's strict JSON schema.
+
+        The answer is validated whatever the server claims: a malformed one is
+        repaired (code fences, trailing commas) or asked for again once, and
+        the step fails permanently if it stays malformed. Takes its share of
+        the fleet-wide request and token budgets first (jobs.providers.limits); a
+        long wait raises Deferred.
+        """
+        prompt = transcript.as_prompt()
+        ratelimit.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
+        ratelimit.throttle(
+            "openai:tokens",
+            chunking.estimate_tokens(prompt) + EXPECTED_COMPLETION_TOKENS,
+            settings.OPENAI_TOKENS_PER_MINUTE,
+        )
+        system = analysis.PROMPTS[step]
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        output = StepOutput(data={})
+        problem = ""
+        for _ in range(MAX_ANSWERS):
+            if problem:
+                messages = [
+                    *messages[:2],
+                    {
+                        "role": "user",
+                        "content": f"{problem} Answer again with only a JSON "
+                        f"object matching this schema: {json.dumps(analysis.json_schema(step))}",
+                    },
+                ]
+            choice = self._complete(step, messages, output)
+            if choice.message.refusal:
+                raise PermanentError("analysis_refused", choice.message.refusal)
+            try:
+                output.data = analysis.validate(step, repair_json(choice.message.content or ""))
+                return output
+            except (ValidationError, ValueError) as exc:
+                cut = choice.finish_reason == "length"
+                problem = (
+                    "Your previous answer was cut off."
+                    if cut
+                    else f"Your previous answer was not valid: {str(exc)[:300]}."
+                )
+        code = "analysis_truncated" if "cut off" in problem else "analysis_invalid"
+        raise PermanentError(code, f"The {step} answer stayed malformed: {problem}")
+
+    def _complete(self, step: str, messages: list[dict], output: StepOutput) -> Any:
+        """One chat completion, in the strict schema where the server supports it.
+
+        A server that rejects `json_schema` (some compatible servers do) is asked
+        again, and from then on, with the schema in the prompt instead.
+        """
+        kwargs: dict[str, Any] = {"model": settings.OPENAI_MODEL, "messages": messages}
+        if self._strict_schema:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": step, "schema": analysis.json_schema(step), "strict": True},
+            }
+        else:
+            kwargs["messages"] = [
+                {
+                    "role": "system",
+                    "content": f"{messages[0]['content']} Reply with only a JSON "
+                    f"object matching this schema: {json.dumps(analysis.json_schema(step))}",
+                },
+                *messages[1:],
+            ]
+        try:
+            completion = self._client.chat.completions.create(**kwargs)
+        except openai.BadRequestError as exc:
+            if self._strict_schema and "response_format" in f"{exc.param} {exc}":
+                self._strict_schema = False
+                return self._complete(step, messages, output)
+            raise translate(exc, "analysis_rejected") from exc
+        except openai.APIError as exc:
+            raise translate(exc, "analysis_rejected") from exc
+        if completion.usage:
+            output.prompt_tokens += completion.usage.prompt_tokens
+            output.completion_tokens += completion.usage.completion_tokens
+        return completion.choices[0]
+
+
+def repair_json(text: str) -> str:
+    """The JSON object inside a model's answer: without code fences, prose around
+    it, or trailing commas. Raises ValueError when there is no object at all."""
+    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise ValueError("the answer holds no JSON object")
+    candidate = re.sub(r",\s*([}\]])", r"\1", text[start : end + 1])
+    json.loads(candidate)
+    return candidate

@@ -1,9 +1,0 @@
-from __future__ import annotations
-
-from django.urls import path
-
-from .consumers import JobStatusConsumer
-
-websocket_urlpatterns = [
-    path("ws/jobs/<uuid:job_id>/", JobStatusConsumer.as_asgi()),
-]

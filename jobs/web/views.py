@@ -1,0 +1,219 @@
+"""Server-rendered job page and staff actions, the AssemblyAI completion callback, and health."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from jobs.errors import AudioMissing
+from jobs.models import Job
+from jobs.pipeline.runner import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
+from jobs.state import reprocess_job, retry_job
+from jobs.web.access import can_view, is_staff
+from jobs.web.broadcast import status_message
+from jobs.web.tokens import make_viewer_token, token_allows
+from meeting_intel.lib.admin_permissions import permission_label, refusal
+
+logger = logging.getLogger(__name__)
+
+# Pages load nothing from elsewhere and run no inline script, so a transcript
+# that slipped past escaping still could not execute. Progress bars are
+# <progress>/<meter> elements, so no inline styles are needed either.
+# The websocket origin is named too: older browsers do not match ws: to 'self'.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self'; connect-src 'self' ws://{host} wss://{host}; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+STATUS_LABELS = {
+    "pending": "Waiting to start",
+    "processing": "Processing",
+    "retrying": "Retrying after a problem",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+STAGE_LABELS = {stage.value: stage.label for stage in Job.Stage}
+
+# What a failure code means, for someone who has never seen a stack trace.
+FAILURE_EXPLANATIONS = {
+    "provider_unavailable": "The transcription or analysis service was down and stayed down after several tries.",
+    "provider_unreachable": "The transcription or analysis service could not be reached after several tries.",
+    "provider_timeout": "The transcription or analysis service kept taking too long to answer.",
+    "provider_rate_limited": "The transcription or analysis service was too busy to take the recording.",
+    "provider_auth": "The service refused the platform's credentials; an administrator needs to fix the setup.",
+    "audio_rejected": "The transcription service could not use this file as audio.",
+    "unsupported_media": "The file is not a recording we can play: check that it has an audio track.",
+    "no_speech": "No speech was found in the recording.",
+    "no_audio": "The job has no recording attached.",
+    "audio_missing": "The recording's file is no longer on the server.",
+    "redelivery_limit": "Processing kept stopping part-way, so it was stopped for good.",
+}
+NO_AUDIO_TO_TRANSCRIBE = (
+    "The recording is no longer on the server, so the job cannot be transcribed again; "
+    "reprocess from analysis instead."
+)
+DEFAULT_EXPLANATION = "Something went wrong on our side while processing the recording."
+_CHUNK = re.compile(r"chunk (\d+)\s*/\s*(\d+)", re.IGNORECASE)
+
+
+def with_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        # get_host() is checked against ALLOWED_HOSTS, so it cannot inject a directive.
+        policy = CONTENT_SECURITY_POLICY.format(host=request.get_host())
+        response.setdefault("Content-Security-Policy", policy)
+        return response
+
+    return wrapped
+
+
+def viewable_job(request: HttpRequest, job_id: object) -> tuple[Job, str]:
+    """The job and a viewer token for it, or 403 unless staff or holding its token.
+
+    A viewer gets back the token it came with (never a renewed one); staff get
+    a freshly signed token, so the page's websocket and polling work the same
+    way for everyone.
+    """
+    job = get_object_or_404(Job.objects.select_related("meeting"), id=job_id)
+    token = request.GET.get("token", "")
+    if token_allows(token, job):
+        return job, token
+    if not can_view(request.user, None, job):
+        raise PermissionDenied("A valid viewer link or a staff login is needed.")
+    return job, make_viewer_token(job)
+
+
+def failure_explanation(code: str) -> str:
+    return FAILURE_EXPLANATIONS.get(code, DEFAULT_EXPLANATION)
+
+
+def chunk_progress(message: str) -> tuple[int, int] | None:
+    """(2, 5) from a message such as "Analyzing chunk 2/5"."""
+    match = _CHUNK.search(message or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def page_state(job: Job, token: str) -> dict[str, Any]:
+    """The live page's state: the websocket message plus the error in plain words."""
+    state: dict[str, Any] = dict(status_message(job, token))
+    state["error"] = (
+        {**job.error, "explanation": failure_explanation(job.error_code)} if job.error else None
+    )
+    return state
+
+
+@with_csp
+def job_page(request: HttpRequest, job_id: object) -> HttpResponse:
+    job, token = viewable_job(request, job_id)
+    state = page_state(job, token)
+    chunk = chunk_progress(job.message) if job.stage == Job.Stage.ANALYZING else None
+    # The newest events, oldest first: a job with many retries stays readable.
+    events = list(job.events.order_by("-created_at", "-id")[:50])[::-1]
+    return render(
+        request,
+        "jobs/job.html",
+        {
+            "job": job,
+            "token": token,
+            "state": state,
+            "events": events,
+            "stages": STAGE_LABELS,
+            "chunk": chunk,
+            "status_label": STATUS_LABELS.get(job.status, job.status),
+            "labels": {"status": STATUS_LABELS, "stage": STAGE_LABELS},
+            "is_staff": is_staff(request.user),
+            "can_retry": is_staff(request.user) and request.user.has_perm("jobs.retry_job"),
+        },
+    )
+
+
+@never_cache
+def job_state(request: HttpRequest, job_id: object) -> HttpResponse:
+    """The live page's polling fallback: the websocket's message, plus `error`."""
+    job, token = viewable_job(request, job_id)
+    return JsonResponse(page_state(job, token))
+
+
+def _staff_job(request: HttpRequest, job_id: object) -> Job:
+    if not is_staff(request.user):
+        raise PermissionDenied("Only staff can do this.")
+    return get_object_or_404(Job, id=job_id)
+
+
+def _refused(request: HttpRequest, job: Job, codename: str, what: str) -> HttpResponse | None:
+    """A redirect explaining the missing permission, or None when the user has it."""
+    if request.user.has_perm(f"jobs.{codename}"):
+        return None
+    messages.error(request, refusal(permission_label("jobs", codename), what))
+    return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+
+
+@require_POST
+def job_retry(request: HttpRequest, job_id: object) -> HttpResponse:
+    """Staff with the retry permission: run a failed or cancelled job again from its last checkpoint."""
+    job = _staff_job(request, job_id)
+    if refused := _refused(request, job, "retry_job", "retry jobs"):
+        return refused
+    if retry_job(job):
+        messages.success(request, "Retry queued: the job resumes from its last completed step.")
+    else:
+        messages.warning(request, "Only a failed or cancelled job can be retried.")
+    return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+
+
+@require_POST
+def job_reprocess(request: HttpRequest, job_id: object) -> HttpResponse:
+    """Staff with the reprocess permission: run a finished job again from analysis
+    (the default) or transcription."""
+    job = _staff_job(request, job_id)
+    if refused := _refused(request, job, "reprocess_job", "reprocess jobs"):
+        return refused
+    start = request.POST.get("from", "analysis")
+    if start not in ("analysis", "transcription"):
+        return HttpResponse("`from` must be analysis or transcription.", status=400)
+    try:
+        started = reprocess_job(job, start)
+    except AudioMissing:
+        messages.warning(request, NO_AUDIO_TO_TRANSCRIBE)
+        return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+    if started:
+        messages.success(request, f"Reprocessing from {start}: follow it here.")
+    else:
+        messages.warning(request, "This job cannot be reprocessed in its current state.")
+    return HttpResponseRedirect(reverse("job-page", args=[job.id]))
+
+
+@csrf_exempt
+@require_POST
+def assemblyai_callback(request: HttpRequest, job_id: object) -> HttpResponse:
+    """AssemblyAI says a transcript finished: check on it now instead of at the next poll.
+
+    Answered at once (AssemblyAI allows 10 s); the poll runs on a worker.
+    """
+    job = get_object_or_404(Job, id=job_id)
+    given = request.headers.get(CALLBACK_HEADER, "")
+    if not hmac.compare_digest(given, callback_token(job)):
+        return JsonResponse({"error": "bad callback credentials"}, status=401)
+    if next_step(job) == POLL:
+        enqueue_next(job.id)
+    return JsonResponse({"ok": True})
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,244 @@
+"""Wires logging context and metrics into the code that runs jobs, from outside.
+
+Connected once per process by ``meeting_intel.apps.OpsConfig.ready``:
+
+- Celery leaves logging to Django's LOGGING (one format for every process).
+- Each task binds ``task_id``, ``task`` and, for job tasks, ``job_id`` with the
+  job's stage and attempt (one query) to every line it logs.
+- Each web request on a job's URL binds its ``job_id``.
+- Every ``JobEvent`` (written for every job transition) is logged once committed,
+  moves the log context's stage, and feeds the stage and job duration histograms.
+- Every ``WebhookAttempt`` counts towards webhook attempts by outcome.
+- A worker started with ``WORKER_METRICS_PORT`` serves this host's metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from celery import signals as celery_signals
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.http import HttpRequest, HttpResponse
+
+from meeting_intel.ops import logs as log_context
+from meeting_intel.ops import metrics
+
+logger = logging.getLogger(__name__)
+transitions = logging.getLogger("jobs.events")
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+_task_tokens: dict[str, Any] = {}
+HISTORY_LIMIT = 200
+
+
+def connect() -> None:
+    celery_signals.setup_logging.connect(_keep_django_logging, weak=False)
+    celery_signals.task_prerun.connect(_task_started, weak=False)
+    celery_signals.task_postrun.connect(_task_finished, weak=False)
+    celery_signals.worker_ready.connect(_serve_worker_metrics, weak=False)
+    post_save.connect(_job_event_saved, sender="jobs.JobEvent", weak=False)
+    post_save.connect(_webhook_attempt_saved, sender="webhooks.WebhookAttempt", weak=False)
+
+
+def _keep_django_logging(**_: Any) -> None:
+    """A receiver here stops Celery from replacing the root logger's handlers."""
+
+
+# --- Celery tasks ----------------------------------------------------------------
+
+
+def _job_id_for(task_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    first = kwargs.get("job_id", args[0] if args else None)
+    if task_name.startswith("jobs.") and first is not None and _UUID.match(str(first)):
+        return str(first)
+    if task_name == "webhooks.deliver" and first is not None:
+        from webhooks.models import WebhookDelivery
+
+        job_id = WebhookDelivery.objects.filter(id=first).values_list("job_id", flat=True).first()
+        return str(job_id) if job_id else None
+    return None
+
+
+def task_fields(
+    task_id: str, task_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """What a task's log lines carry: ids, and the job's stage, attempt and webhook secret."""
+    from jobs.models import Job
+
+    fields: dict[str, Any] = {"task_id": task_id, "task": task_name}
+    job_id = _job_id_for(task_name, args, kwargs)
+    if job_id:
+        fields["job_id"] = job_id
+        row = (
+            Job.objects.filter(id=job_id).values_list("stage", "attempts", "webhook_secret").first()
+        )
+        if row:
+            fields.update(stage=row[0], attempt=row[1], secrets=(row[2],) if row[2] else ())
+    return fields
+
+
+def _task_started(
+    task_id: str = "", task: Any = None, args: Any = (), kwargs: Any = None, **_: Any
+) -> None:
+    name = getattr(task, "name", "") or ""
+    try:
+        fields = task_fields(task_id, name, tuple(args or ()), dict(kwargs or {}))
+    except Exception:  # the database may be down: the task's own retry handles that
+        fields = {"task_id": task_id, "task": name}
+    _task_tokens[task_id] = log_context.bind(**fields)
+    log_context.set_task_context(fields)
+
+
+def _task_finished(task_id: str = "", **_: Any) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        try:
+            log_context.reset(token)
+        except ValueError:  # bound in another context (eager task inside a request)
+            pass
+    log_context.set_task_context(None)
+
+
+def _serve_worker_metrics(**_: Any) -> None:
+    if settings.WORKER_METRICS_PORT:
+        serve_worker_metrics(settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_ADDR)
+
+
+def serve_worker_metrics(port: int, addr: str) -> Any:
+    """Serve this host's merged metrics on addr:port in a daemon thread; the server.
+
+    prometheus_client's own server checks no credentials, so its WSGI app is
+    wrapped with the same bearer check as web's /metrics.
+    """
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    exposition = make_wsgi_app(metrics.multiprocess_registry())
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not metrics.scrape_allowed(environ.get("HTTP_AUTHORIZATION", "")):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')],
+            )
+            return [metrics.UNAUTHORIZED]
+        return exposition(environ, start_response)
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    logger.info("serving this host's metrics on %s:%d", addr, port)
+    return server
+
+
+# --- Web requests ----------------------------------------------------------------
+
+
+class RequestContextMiddleware:
+    """Binds the job a request is about (from its URL) to the request's log lines."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = log_context.bind()
+        try:
+            return self.get_response(request)
+        finally:
+            log_context.reset(token)
+
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: dict[str, Any]
+    ) -> None:
+        job_id = kwargs.get("job_id")
+        url_name = getattr(request.resolver_match, "url_name", "") or ""
+        if job_id is None and url_name.startswith("api-job"):
+            job_id = kwargs.get("pk")
+        if job_id is not None:
+            log_context.update(job_id=str(job_id))
+
+
+# --- Model events ----------------------------------------------------------------
+
+
+def _job_event_saved(instance: Any, created: bool = False, raw: bool = False, **_: Any) -> None:
+    if not created or raw:
+        return
+    job_id = str(instance.job_id)
+    if log_context.current_context().get("job_id") in (None, job_id):
+        log_context.update(job_id=job_id, stage=instance.stage, attempt=instance.attempt)
+    transaction.on_commit(
+        partial(
+            _job_event_committed,
+            job_id,
+            instance.pk,
+            instance.status,
+            instance.stage,
+            instance.attempt,
+            instance.progress,
+            instance.message,
+            instance.created_at,
+        )
+    )
+
+
+def _job_event_committed(
+    job_id: str,
+    event_id: int,
+    status: str,
+    stage: str,
+    attempt: int,
+    progress: int,
+    message: str,
+    created_at: Any,
+) -> None:
+    from jobs.models import Job, JobEvent
+
+    level = logging.WARNING if status in (Job.Status.FAILED, Job.Status.RETRYING) else logging.INFO
+    transitions.log(
+        level,
+        "job %s %s/%s %d%%: %s",
+        job_id,
+        status,
+        stage,
+        progress,
+        message,
+        extra={
+            "event": "job.transition",
+            "job_id": job_id,
+            "status": status,
+            "stage": stage,
+            "attempt": attempt,
+            "progress": progress,
+        },
+    )
+    try:
+        history = list(
+            JobEvent.objects.filter(job_id=job_id, id__lt=event_id)
+            .order_by("-id")
+            .values_list("status", "stage", "created_at")[:HISTORY_LIMIT]
+        )
+        metrics.observe_transition(history, status, stage, created_at)
+    except Exception:
+        logger.warning("metrics: could not observe the transition of job %s", job_id, exc_info=True)
+
+
+def _webhook_attempt_saved(
+    instance: Any, created: bool = False, raw: bool = False, **_: Any
+) -> None:
+    if created and not raw:
+        transaction.on_commit(
+            partial(metrics.observe_webhook_attempt, instance.status_code, instance.error)
+        )

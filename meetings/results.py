@@ -1,0 +1,109 @@
+"""Writing pipeline results into a meeting.
+
+Each function replaces exactly the rows its step owns, so running a step
+again (a retry, a redelivery, a reprocess) never duplicates anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from jobs.models import Job
+from jobs.providers.base import Transcript, Utterance
+from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
+
+
+def save_transcript(job: Job, transcript: Transcript, provider: str) -> Meeting:
+    """Create or refresh the job's meeting with these speaker turns. Call inside a transaction."""
+    meeting, _ = Meeting.objects.update_or_create(
+        job=job,
+        defaults={
+            "title": job.title or job.original_filename or "Untitled meeting",
+            "language": transcript.language or job.language,
+            "duration_seconds": transcript.duration_seconds,
+            "transcription_provider": provider,
+            "summary": "",
+            "degraded": [],
+        },
+    )
+    meeting.speakers.all().delete()  # cascades to segments
+    meeting.action_items.all().delete()
+    meeting.decisions.all().delete()
+    labels = sorted({u.speaker for u in transcript.utterances})
+    speakers = Speaker.objects.bulk_create(Speaker(meeting=meeting, label=lb) for lb in labels)
+    by_label = {s.label: s for s in speakers}
+    Segment.objects.bulk_create(
+        Segment(
+            meeting=meeting,
+            speaker=by_label[u.speaker],
+            index=i,
+            start_ms=u.start_ms,
+            end_ms=u.end_ms,
+            text=u.text,
+        )
+        for i, u in enumerate(transcript.utterances)
+    )
+    return meeting
+
+
+def load_transcript(meeting: Meeting) -> Transcript:
+    segments = meeting.segments.select_related("speaker").order_by("index")
+    return Transcript(
+        utterances=[Utterance(s.speaker.label, s.start_ms, s.end_ms, s.text) for s in segments],
+        language=meeting.language,
+        duration_seconds=meeting.duration_seconds,
+    )
+
+
+def _parse_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _non_negative(value: int | None) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
+    """Store one analysis step's validated answer. Call inside a transaction."""
+    if step == "speaker_names":
+        for entry in data["speakers"]:
+            name = (entry.get("name") or "").strip()[:120]
+            if name:
+                meeting.speakers.filter(label=entry["label"]).update(name=name)
+    elif step == "summary":
+        meeting.summary = data["summary"].strip()
+        meeting.save(update_fields=["summary", "updated_at"])
+    elif step == "action_items":
+        meeting.action_items.all().delete()
+        ActionItem.objects.bulk_create(
+            ActionItem(
+                meeting=meeting,
+                index=i,
+                text=item["text"].strip(),
+                owner=(item.get("owner") or "").strip()[:120],
+                due_date=_parse_date(item.get("due_date")),
+                source_start_ms=_non_negative(item.get("source_start_ms")),
+            )
+            for i, item in enumerate(data["action_items"])
+            if item["text"].strip()
+        )
+    elif step == "decisions":
+        meeting.decisions.all().delete()
+        Decision.objects.bulk_create(
+            Decision(
+                meeting=meeting,
+                index=i,
+                text=item["text"].strip(),
+                source_start_ms=_non_negative(item.get("source_start_ms")),
+            )
+            for i, item in enumerate(data["decisions"])
+            if item["text"].strip()
+        )
+    else:
+        raise ValueError(f"unknown analysis step {step!r}")
