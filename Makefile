@@ -23,12 +23,14 @@ install: $(STAMP) $(ENV_FILE)
 
 # Installs the hashed lock (runtime + development), never the loose
 # requirements*.txt, so no new release of a transitive dependency reaches a
-# fresh install unasked. The stamp makes a repeated `make install` a no-op
+# fresh install unasked. -qq: errors only (a hashed lock leaves pip little
+# worth warning about, and some machines' pip config warns per package).
+# The stamp makes a repeated `make install` a no-op
 # until a lock file changes; the venv itself is only created when missing.
 $(STAMP): $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --quiet --upgrade pip
+	$(PY) -m pip install --quiet --quiet --require-hashes -r requirements-dev.lock
 	@touch $@
 
 # Local settings for development (git- and docker-ignored; see README
