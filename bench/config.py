@@ -26,12 +26,17 @@ class Sizes:
     s4_segments: tuple[int, ...] = (1_800, 18_000)
     # 5. One large upload.
     s5_bytes: int = 500_000_000
-    # 6. The API under load.
+    # 6. The API under load, against the bare Django floor (alternating rounds).
     s6_clients: int = 100
-    s6_requests_per_client: int = 20
+    s6_seconds: float = 15.0
+    s6_rounds: int = 2
     # 7. Websocket fan-out.
     s7_subscribers: int = 200
     s7_changes: int = 10
+    # 8. Search across meetings (the issue's size: 1,000 one-hour meetings).
+    s8_meetings: int = 1_000
+    s8_segments_per_meeting: int = 600
+    s8_queries: int = 60
 
 
 DEFAULT = Sizes()
@@ -43,7 +48,8 @@ FULL = replace(
     s2_transcription_seconds=30.0,
     s2_llm_seconds=2.0,
     s3_jobs=100,
-    s6_requests_per_client=100,
+    s6_seconds=30.0,
+    s6_rounds=3,
     s7_changes=50,
 )
 
@@ -54,6 +60,6 @@ def sizes_from_env() -> Sizes:
 
 
 def scenarios_from_env() -> list[int]:
-    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all seven."""
+    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all nine."""
     only = os.environ.get("BENCH_ONLY", "").strip()
-    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 8))
+    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 10))

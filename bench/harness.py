@@ -26,7 +26,10 @@ from tests.support.platform import ROOT, base_env, free_port, procfile_entries
 
 VAR = ROOT / "var" / "bench"
 HOOKS = Path(__file__).resolve().parent / "hooks"
-BENCH_DATABASE = "meeting_intel_bench"
+# BENCH_DATABASE names another database, so two runs on one server do not collide.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "meeting_intel_bench")
+if not BENCH_DATABASE.replace("_", "").isalnum():
+    raise SystemExit(f"bench: BENCH_DATABASE must be a plain identifier, got {BENCH_DATABASE!r}")
 PLATFORM_REDIS_DB, BASELINE_REDIS_DB = 14, 15
 SECRET_KEY = "bench-secret-key-not-for-production"
 POLL_SECONDS, POLL_MAX_SECONDS = 5, 10

@@ -6,15 +6,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from jobs import shaping
 from jobs.api.serializers import audio_problem
+from jobs.budgets import budget_state, month_spend
 from jobs.errors import AudioMissing
-from jobs.models import ApiClient, Job, JobEvent
+from jobs.models import AnalysisTemplate, ApiClient, Job, JobEvent
 from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.usage import job_usage
 from jobs.web.broadcast import broadcast_job
 from jobs.web.tokens import status_url
 from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
@@ -58,7 +63,16 @@ class JobAddForm(forms.ModelForm):
 
 @admin.register(Job)
 class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
-    list_display = ["__str__", "status", "stage", "progress", "client", "attempts", "created_at"]
+    list_display = [
+        "__str__",
+        "status",
+        "stage",
+        "progress",
+        "client",
+        "attempts",
+        "cost",
+        "created_at",
+    ]
     list_filter = ["status", "stage", "client", "created_at"]
     search_fields = ["id", "title", "external_id", "original_filename", "error_message"]
     date_hierarchy = "created_at"
@@ -108,6 +122,15 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         "analysis_steps_failed",
         "prompt_tokens",
         "completion_tokens",
+        "transcribed_seconds",
+        "usage_table",
+        "template",
+        "analysis_template",
+        "instructions",
+        "participants",
+        "vocabulary",
+        "summary_language",
+        "webhook_payload",
         "live_page",
     ]
     exclude = ["webhook_secret", "lease_task", "lease_expires"]
@@ -139,6 +162,19 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         obj.original_filename = obj.audio.name
         obj.audio_bytes = obj.audio.size
         submit_job(obj)
+
+    @admin.display(description="Cost (USD)")
+    def cost(self, obj: Job) -> str:
+        return f"{job_usage(obj)['total_usd']:.4f}"
+
+    @admin.display(description="Usage")
+    def usage_table(self, obj: Job) -> str:
+        usage = job_usage(obj)
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td>{}</td></tr>", ((name, value) for name, value in usage.items())
+        )
+        frozen = "priced when the job ended" if obj.is_terminal and obj.usage else "priced now"
+        return format_html('<table class="usage">{}</table><p class="help">{}</p>', rows, frozen)
 
     @admin.display(description="Live page")
     def live_page(self, obj: Job) -> str:
@@ -223,10 +259,36 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
 
 @admin.register(ApiClient)
 class ApiClientAdmin(ExplainedActionsMixin, admin.ModelAdmin):
-    list_display = ["name", "key_prefix", "created_at", "revoked_at"]
-    fields = ["name", "key_prefix", "created_at", "revoked_at"]
-    readonly_fields = ["key_prefix", "created_at", "revoked_at"]
+    list_display = ["name", "key_prefix", "monthly_budget_usd", "created_at", "revoked_at"]
+    fields = ["name", "key_prefix", "monthly_budget_usd", "this_month", "created_at", "revoked_at"]
+    readonly_fields = ["key_prefix", "this_month", "created_at", "revoked_at"]
     actions = ["revoke"]
+
+    @admin.display(description="This month")
+    def this_month(self, obj: ApiClient) -> str:
+        """The month's spend against the budget, and whether submissions are refused now."""
+        if obj.pk is None:
+            return "—"
+        state = budget_state(obj)
+        spent = state.spent_usd if state.budget_usd is not None else month_spend(obj)
+        budget = f" of {state.budget_usd} USD" if state.budget_usd is not None else " (no budget)"
+        refused = (
+            format_html(
+                ' <strong class="errornote">Budget exceeded: submissions answer 429 '
+                "budget_exceeded until {} UTC; running jobs finish.</strong>",
+                f"{state.resets_at:%Y-%m-%d %H:%M}",
+            )
+            if state.exceeded
+            else ""
+        )
+        return format_html(
+            '{} USD spent{}.{} <a href="{}">Usage by day</a>',
+            f"{spent:.4f}",
+            budget,
+            refused,
+            reverse("staff-usage", args=[obj.pk]),
+        )
+
     permission_codenames = {"revoke": "revoke_apiclient"}
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
@@ -246,3 +308,56 @@ class ApiClientAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} client(s).", messages.SUCCESS)
+
+
+class AnalysisTemplateForm(forms.ModelForm):
+    """The API's limits (jobs.shaping) apply to staff's templates too."""
+
+    class Meta:
+        model = AnalysisTemplate
+        fields = ["client", "name", "instructions", "sections", "is_default"]
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # Making this template the default unsets the client's other one on
+        # save, so "one default per client" is not a reason to refuse it.
+        return {*super()._get_validation_exclusions(), "is_default"}
+
+    def _checked(self, cleaner: Any, field: str) -> Any:
+        try:
+            return cleaner(self.cleaned_data.get(field))
+        except shaping.ShapingProblem as problem:
+            raise forms.ValidationError(str(problem)) from None
+
+    def clean_name(self) -> str:
+        return self._checked(shaping.clean_template_name, "name")
+
+    def clean_instructions(self) -> str:
+        return self._checked(shaping.clean_instructions, "instructions")
+
+    def clean_sections(self) -> list[dict[str, str]]:
+        return self._checked(shaping.clean_sections, "sections")
+
+
+@admin.register(AnalysisTemplate)
+class AnalysisTemplateAdmin(admin.ModelAdmin):
+    """Staff manage every client's templates; a client manages its own over the API."""
+
+    form = AnalysisTemplateForm
+    list_display = ["name", "client", "is_default", "section_count", "updated_at"]
+    list_filter = ["client", "is_default"]
+    search_fields = ["name", "instructions", "client__name"]
+    list_select_related = ["client"]
+
+    @admin.display(description="Sections")
+    def section_count(self, obj: AnalysisTemplate) -> int:
+        return len(obj.sections or [])
+
+    def save_model(
+        self, request: HttpRequest, obj: AnalysisTemplate, form: Any, change: bool
+    ) -> None:
+        with transaction.atomic():
+            if obj.is_default:
+                AnalysisTemplate.objects.filter(client=obj.client, is_default=True).exclude(
+                    id=obj.id
+                ).update(is_default=False)
+            super().save_model(request, obj, form, change)

@@ -1,5 +1,6 @@
 """Audio retention: a recording is deleted AUDIO_RETENTION_DAYS after its job
-finished. Transcripts, results and the job's timeline are kept.
+finished, and the meeting's semantic search index with it. Transcripts,
+results (still found by keyword search) and the job's timeline are kept.
 
 Run daily by beat (``jobs.purge_audio``, on the maintenance queue). Only
 terminal jobs lose audio, so a job still running or retrying never does; a
@@ -17,6 +18,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from jobs.models import Job, JobEvent
+from meetings.models import Meeting
+from meetings.search import passages
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,11 @@ def purge_expired_audio(now: datetime | None = None) -> int:
             if not cleared:
                 continue
             storage.delete(name)
+            # The semantic index goes with the recording; keyword search over
+            # the transcript stays until the meeting is deleted.
+            meeting = Meeting.objects.filter(job_id=job_id).first()
+            if meeting is not None:
+                passages.remove_index(meeting)
             JobEvent.objects.create(
                 job_id=job_id,
                 status=status,

@@ -6,6 +6,7 @@ subscribers only after the transaction commits.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +16,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs.errors import AudioMissing, JobLost
+from jobs.failures import public_message
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.usage import live_usage
 from jobs.web.broadcast import broadcast_job
+from meetings.models import Meeting
+
+logger = logging.getLogger(__name__)
+
 
 Status = Job.Status
 Stage = Job.Stage
@@ -63,6 +70,9 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
     fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
     for name, value in fields.items():
         setattr(job, name, value)
+    if fields.get("status") in Job.TERMINAL:
+        # The bill of an ended job is priced once, from its final counters.
+        fields["usage"] = job.usage = live_usage(job)
     with transaction.atomic():
         Job.objects.filter(id=job.id).update(**fields)
         _event(job, message or f"{job.status}/{job.stage}")
@@ -98,9 +108,30 @@ def submit_job(job: Job, *, enqueue: bool = True) -> Job:
 
 
 def _enqueue_after_commit(job_id: object) -> None:
+    transaction.on_commit(lambda: enqueue_or_leave_to_sweeper(job_id))
+
+
+def enqueue_or_leave_to_sweeper(job_id: object) -> None:
+    """Enqueue the job's next step; with the broker down, leave it to the sweeper.
+
+    The job is committed (pending, or restarted) before this runs, so a broker
+    outage must not turn an accepted request into a 500: the job is marked as
+    owed an enqueue (`next_attempt_at`, which a pending job otherwise lacks),
+    and the sweeper's next run after the broker is back enqueues it.
+    """
+    from kombu.exceptions import OperationalError
+
     from jobs.pipeline.runner import enqueue_next
 
-    transaction.on_commit(lambda: enqueue_next(job_id))
+    try:
+        enqueue_next(job_id)
+    except (OperationalError, ConnectionError, TimeoutError, OSError):
+        Job.objects.filter(id=job_id, status=Status.PENDING).update(next_attempt_at=timezone.now())
+        logger.warning(
+            "broker unreachable: job %s is saved and the sweeper will enqueue it",
+            job_id,
+            exc_info=True,
+        )
 
 
 def lease_seconds() -> int:
@@ -178,9 +209,10 @@ def fail_job(job: Job, code: str, message: str) -> None:
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status in Job.TERMINAL:
             return
+        logger.warning("job %s failed (%s): %s", fresh.id, code, message)
         update_job(
             fresh,
-            f"Failed: {message}",
+            f"Failed: {public_message(code)}",
             status=Status.FAILED,
             error_code=code,
             error_message=message,
@@ -227,14 +259,18 @@ def retry_job(job: Job) -> bool:
     return True
 
 
-def reprocess_job(job: Job, start: str) -> bool:
+def reprocess_job(job: Job, start: str, **shaping: Any) -> bool:
     """Run a finished job again from `start` ("transcription" or "analysis").
 
     From analysis keeps the transcript; from transcription submits the audio
     again (the one case where a job pays for a second transcription). Raises
     AudioMissing, changing nothing, when transcription would need a recording
-    the server no longer has.
+    the server no longer has. `shaping` sets what the analysis is asked for
+    from now on (`template`, `analysis_template`, `instructions`); the
+    meeting's sections are cleared as every analysis step runs again.
+
     """
+
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status not in (*RESTARTABLE, Status.COMPLETED):
@@ -243,7 +279,14 @@ def reprocess_job(job: Job, start: str) -> bool:
             return False
         if start == "transcription" and not has_audio(fresh):
             raise AudioMissing(str(fresh.id))
-        reset: dict[str, Any] = {"analysis_steps_done": [], "analysis_steps_failed": []}
+        reset: dict[str, Any] = {
+            "analysis_steps_done": [],
+            "analysis_steps_failed": [],
+            "analysis_partials": {},
+            "search_index": "",
+            **shaping,
+        }
+        Meeting.objects.filter(job=fresh).update(sections={}, section_order=[])
         if start == "transcription":
             reset.update(
                 transcript_external_id="",

@@ -42,6 +42,11 @@ def poll_transcript(self: Task, job_id: str, seq: int | None = None) -> None:
     _run(self, job_id, pipeline.POLL, seq)
 
 
+@shared_task(name="jobs.index", **STEP_OPTIONS)
+def index(self: Task, job_id: str, seq: int | None = None) -> None:
+    _run(self, job_id, pipeline.INDEX, seq)
+
+
 @shared_task(name="jobs.analyze", **STEP_OPTIONS)
 def analyze(self: Task, job_id: str, seq: int | None = None) -> None:
     _run(self, job_id, pipeline.ANALYZE, seq)
@@ -60,6 +65,7 @@ def sweep() -> dict[str, int]:
 STEP_TASKS = {
     pipeline.TRANSCRIBE: transcribe,
     pipeline.POLL: poll_transcript,
+    pipeline.INDEX: index,
     pipeline.ANALYZE: analyze,
     pipeline.FINALIZE: finalize,
 }

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meeting_intel.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from meeting_intel.http.async_middleware import ASGIHandler  # noqa: E402
+
+# What django.core.asgi.get_asgi_application() builds, with every middleware on the loop.
+django_asgi_app = ASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

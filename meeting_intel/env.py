@@ -6,7 +6,9 @@ start-up with a message an operator can act on, instead of a silent fallback.
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -101,3 +103,14 @@ def env_url(name: str, default: str = "", *, schemes: tuple[str, ...] = ("http",
             f"{name} must be a URL with scheme {' or '.join(schemes)}, got {value!r}"
         )
     return value.rstrip("/")
+
+
+def env_json(name: str, default: Any) -> Any:
+    """A JSON value; malformed JSON stops start-up with the variable's name and the parser's reason."""
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be valid JSON: {exc}") from None

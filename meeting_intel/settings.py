@@ -22,10 +22,12 @@ from meeting_intel.env import (
     env_float,
     env_float_list,
     env_int,
+    env_json,
     env_list,
     env_str,
     env_url,
 )
+from meeting_intel.lib import pricing
 from meeting_intel.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -88,11 +90,15 @@ INSTALLED_APPS = [
     "meeting_intel.apps.OpsConfig",
 ]
 
+# In the ASGI process every middleware runs on the event loop: Django's own are
+# swapped for inline subclasses (meeting_intel/http/async_middleware.py), so a
+# request hops to a thread for its sync view only, not per middleware.
 MIDDLEWARE = [
     # First, so every line a request logs carries its job (meeting_intel/ops/wiring.py).
     "meeting_intel.ops.wiring.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Static files answered on the loop, before any session work.
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Inside CommonMiddleware: its APPEND_SLASH redirect still sees the 404.
@@ -144,7 +150,28 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # One file per test run, so concurrent runs on one checkout do not collide.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
-    _db["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI each request runs its sync code in a thread of its own, and
+    # Django's connections are per thread: persistent connections would be
+    # opened per request and never reused. A pool per process hands each
+    # request an open connection instead (returned when the request ends).
+    # Celery's prefork children close the inherited pool and open their own.
+    # Sizing (README "Sizing"): every process may hold DATABASE_POOL_MAX_SIZE
+    # connections, so web workers × that + worker children × that must stay
+    # under PostgreSQL's max_connections.
+    _pool_max = env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=0)
+    _db["CONN_HEALTH_CHECKS"] = True  # with the pool: checked on checkout
+    if _pool_max:
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": min(env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0), _pool_max),
+                "max_size": _pool_max,
+                # A request waits this long for a free connection, then fails
+                # (a 500 the logs explain) rather than queueing for ever.
+                "timeout": env_float("DATABASE_POOL_TIMEOUT", 10, minimum=0.1),
+                # Idle connections above min_size are closed after 5 minutes.
+                "max_idle": 300,
+            }
+        }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -210,6 +237,7 @@ WORKER_QUEUES = ("celery", "transcription", "analysis", "webhooks", "maintenance
 CELERY_TASK_ROUTES = {
     "jobs.transcribe": {"queue": "transcription"},
     "jobs.poll_transcript": {"queue": "transcription"},
+    "jobs.index": {"queue": "analysis"},
     "jobs.analyze": {"queue": "analysis"},
     "jobs.finalize": {"queue": "analysis"},
     "webhooks.*": {"queue": "webhooks"},
@@ -225,7 +253,15 @@ CHANNEL_LAYERS = {
         # layer's blocking receive on idle websockets; and its async pool
         # raises instead of waiting at 100 connections (mass disconnects).
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}]
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": None,
+                    # A Redis that does not answer refuses sockets in 2 s, not minutes.
+                    "socket_connect_timeout": 2,
+                    "max_connections": 1000,
+                }
+            ]
         },
     }
 }
@@ -244,6 +280,9 @@ TRANSCRIPT_CALLBACKS = env_bool(
     not any(h in PUBLIC_BASE_URL for h in ("://localhost", "://127.", "://[::1]")),
 )
 VIEWER_TOKEN_MAX_AGE = env_int("VIEWER_TOKEN_MAX_AGE", 30 * 24 * 3600, minimum=60)
+# Every open websocket re-checks its grant (staff session, viewer-token
+# version) this often, besides closing at once on logout, demotion and revocation.
+STAFF_SOCKET_RECHECK_SECONDS = env_float("STAFF_SOCKET_RECHECK_SECONDS", 30, minimum=1)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 1024**3, minimum=1)
 # Every body but an upload's (meeting_intel/http/body_limits.py): JSON, forms, multipart text fields.
 REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024, minimum=1024)
@@ -269,6 +308,14 @@ RATE_LIMIT_WINDOW_SECONDS = env_float("RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1
 RATE_LIMIT_MAX_BLOCK_SECONDS = env_float("RATE_LIMIT_MAX_BLOCK_SECONDS", 2, minimum=0)
 OPENAI_REQUESTS_PER_MINUTE = env_int("OPENAI_REQUESTS_PER_MINUTE", 3000, minimum=1)
 OPENAI_TOKENS_PER_MINUTE = env_int("OPENAI_TOKENS_PER_MINUTE", 2_000_000, minimum=1)
+# Search embeddings (README "Search"); OpenAI limits each model on its own.
+OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+OPENAI_EMBEDDING_REQUESTS_PER_MINUTE = env_int(
+    "OPENAI_EMBEDDING_REQUESTS_PER_MINUTE", 3000, minimum=1
+)
+OPENAI_EMBEDDING_TOKENS_PER_MINUTE = env_int(
+    "OPENAI_EMBEDDING_TOKENS_PER_MINUTE", 1_000_000, minimum=1
+)
 ASSEMBLYAI_MAX_CONCURRENT = env_int("ASSEMBLYAI_MAX_CONCURRENT", 500, minimum=1)
 # Analysis splits long transcripts into chunks of about this many tokens.
 ANALYSIS_CHUNK_TOKENS = env_int("ANALYSIS_CHUNK_TOKENS", 6000, minimum=200)
@@ -290,6 +337,17 @@ if TRANSCRIPTION_PROVIDER == "assemblyai" and not ASSEMBLYAI_API_KEY:
     raise ImproperlyConfigured("TRANSCRIPTION_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY")
 if "openai" in (TRANSCRIPTION_PROVIDER, ANALYSIS_PROVIDER) and not OPENAI_API_KEY:
     raise ImproperlyConfigured("the openai provider needs OPENAI_API_KEY")
+
+# What each job cost (meeting_intel/lib/pricing.py has the defaults and the shape).
+PRICE_TABLE = pricing.build(env_json("PRICE_TABLE", {}))
+pricing.require(
+    PRICE_TABLE,
+    transcription=(
+        TRANSCRIPTION_PROVIDER,
+        pricing.transcription_model(TRANSCRIPTION_PROVIDER, OPENAI_TRANSCRIPTION_MODEL),
+    ),
+    analysis=(ANALYSIS_PROVIDER, pricing.analysis_model(ANALYSIS_PROVIDER, OPENAI_MODEL)),
+)
 
 # --- Webhooks ---------------------------------------------------------------
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
@@ -371,7 +429,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+SERVESTATIC_USE_FINDERS = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -389,7 +447,12 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
     raise ImproperlyConfigured(
         f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
     )
-LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, quiet=("httpx", "httpcore", "httpx2", "httpcore2"))
+LOGGING = logging_config(
+    LOG_FORMAT,
+    LOG_LEVEL,
+    # fontTools logs every glyph of every font subset a PDF report embeds.
+    quiet=("httpx", "httpcore", "httpx2", "httpcore2", "fontTools"),
+)
 # Every process of a host writes its counters and histograms here; /metrics
 # merges them. Clear it when all the host's processes restart.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))

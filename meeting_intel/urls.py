@@ -4,7 +4,11 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api import search as search_api
+from jobs.api import templates as templates_api
 from jobs.api import views as job_api
+from jobs.web import search as search_pages
+from jobs.web import usage_page
 from jobs.web import views as job_views
 from meeting_intel.ops import dashboard, health, metrics
 from meetings import api as meeting_api
@@ -31,6 +35,12 @@ api_v1 = [
     path(
         "api/v1/jobs/<uuid:pk>/reprocess/", job_api.JobReprocess.as_view(), name="api-job-reprocess"
     ),
+    path("api/v1/search/", search_api.Search.as_view(), name="api-search"),
+    path("api/v1/ask/", search_api.Ask.as_view(), name="api-ask"),
+    path("api/v1/templates/", templates_api.TemplateListCreate.as_view(), name="api-templates"),
+    path(
+        "api/v1/templates/<uuid:pk>/", templates_api.TemplateDetail.as_view(), name="api-template"
+    ),
     path("api/v1/meetings/<uuid:pk>/", meeting_api.MeetingDetail.as_view(), name="api-meeting"),
     path(
         "api/v1/meetings/<uuid:pk>/speakers/<str:label>/",
@@ -42,6 +52,16 @@ api_v1 = [
         meeting_api.TranscriptExport.as_view(),
         name="api-meeting-transcript",
     ),
+    path(
+        "api/v1/meetings/<uuid:pk>/report.<str:fmt>",
+        meeting_api.ReportExport.as_view(),
+        name="api-meeting-report",
+    ),
+    path(
+        "api/v1/meetings/<uuid:pk>/action-items.ics",
+        meeting_api.ActionItemsCalendar.as_view(),
+        name="api-meeting-action-items",
+    ),
 ]
 
 urlpatterns = [
@@ -52,10 +72,21 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/state/", job_views.job_state, name="job-state"),
     path("meetings/<uuid:meeting_id>/", meeting_views.meeting_page, name="meeting-page"),
     path("meetings/<uuid:meeting_id>/audio", meeting_views.meeting_audio, name="meeting-audio"),
+    path("meetings/<uuid:meeting_id>/search/", search_pages.meeting_search, name="meeting-search"),
     path(
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
         meeting_exports.transcript_download,
         name="meeting-transcript",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/report.<str:fmt>",
+        meeting_exports.report_download,
+        name="meeting-report",
+    ),
+    path(
+        "meetings/<uuid:meeting_id>/action-items.ics",
+        meeting_exports.calendar_download,
+        name="meeting-action-items",
     ),
     path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),
     path("jobs/<uuid:job_id>/reprocess/", job_views.job_reprocess, name="job-reprocess"),
@@ -73,6 +104,12 @@ urlpatterns = [
         "admin/dashboard/live/",
         admin.site.admin_view(dashboard.dashboard_live),
         name="staff-dashboard-live",
+    ),
+    path("admin/search/", admin.site.admin_view(search_pages.staff_search), name="staff-search"),
+    path(
+        "admin/usage/<int:client_id>/",
+        admin.site.admin_view(usage_page.usage_page),
+        name="staff-usage",
     ),
     path("admin/", admin.site.urls),
 ]

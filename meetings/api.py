@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from jobs.api.auth import client_of
 from meeting_intel.http.errors import RETRY_AFTER, error_responses
-from meetings.exports import FORMATS, export_response
+from meetings.exports import FORMATS, REPORTS, calendar_response, export_response, report_response
 from meetings.models import Meeting, Speaker
 from meetings.serializers import MeetingSerializer, SpeakerSerializer, with_results
 
@@ -64,7 +64,14 @@ class SpeakerRename(APIView):
         return Response(serializer.data)
 
 
-class TranscriptExport(APIView):
+class DownloadView(APIView):
+    """A view whose body is a file whatever the client accepts; only errors are JSON."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        return super().perform_content_negotiation(request, force=True)
+
+
+class TranscriptExport(DownloadView):
     @extend_schema(
         operation_id="meetings_transcript",
         summary="The transcript as txt, srt, vtt or md",
@@ -86,6 +93,48 @@ class TranscriptExport(APIView):
         meeting = get_object_or_404(with_results(client_meetings(request)), pk=pk)
         return export_response(meeting, fmt)
 
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # The body is text whatever the client accepts; only errors are rendered as JSON.
-        return super().perform_content_negotiation(request, force=True)
+
+class ReportExport(DownloadView):
+    @extend_schema(
+        operation_id="meetings_report",
+        summary="The meeting report as docx or pdf",
+        description="A download with the title, date, duration, speakers and their share of "
+        "talk time, summary, template sections, action items (owner, due date, time), "
+        "decisions and the transcript by speaker turn with timestamps.",
+        parameters=[
+            OpenApiParameter("fmt", OpenApiTypes.STR, OpenApiParameter.PATH, enum=sorted(REPORTS)),
+            RETRY_AFTER,
+        ],
+        responses={
+            (200, report.content_type): OpenApiResponse(
+                OpenApiTypes.BINARY, description=f"The report as {fmt}."
+            )
+            for fmt, report in REPORTS.items()
+        }
+        | error_responses(404),
+    )
+    def get(self, request: Request, pk: str, fmt: str) -> HttpResponse:
+        meeting = get_object_or_404(with_results(client_meetings(request)), pk=pk)
+        return report_response(meeting, fmt)
+
+
+class ActionItemsCalendar(DownloadView):
+    @extend_schema(
+        operation_id="meetings_action_items_ics",
+        summary="The action items as an iCalendar file",
+        description="One VTODO per action item: SUMMARY (the text), CONTACT (the owner), DUE "
+        "(the due date, when known), URL (the results page at the item's moment, `#t=` "
+        "seconds) and a UID that stays the same across exports, so re-importing updates.",
+        parameters=[RETRY_AFTER],
+        responses={
+            (200, "text/calendar"): OpenApiResponse(
+                OpenApiTypes.STR, description="An iCalendar (RFC 5545) file of VTODOs."
+            ),
+            **error_responses(404),
+        },
+    )
+    def get(self, request: Request, pk: str) -> HttpResponse:
+        meeting = get_object_or_404(
+            client_meetings(request).select_related("job").prefetch_related("action_items"), pk=pk
+        )
+        return calendar_response(meeting, meeting.job)

@@ -14,10 +14,22 @@ class Meeting(models.Model):
     title = models.CharField(max_length=300, blank=True)
     language = models.CharField(max_length=16, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
+    detected_language = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="What the transcriber detected when no language was given.",
+    )
     summary = models.TextField(blank=True)
+    # {key: {title, items[{text, source_start_ms}]}}: the job template's sections.
+    sections = models.JSONField(default=dict, blank=True)
+    # The template's order of section keys (PostgreSQL's jsonb does not keep key order).
+    section_order = models.JSONField(default=list, blank=True)
     degraded = models.JSONField(default=list, blank=True)
     transcription_provider = models.CharField(max_length=32, blank=True)
     analysis_provider = models.CharField(max_length=32, blank=True)
+    # When the semantic search index (its passages) was last built; null while
+    # there is none. Vector stores key their caches on it.
+    search_indexed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -90,6 +102,40 @@ class Decision(models.Model):
     class Meta:
         ordering = ["meeting", "index"]
         indexes = [models.Index(fields=["meeting", "index"], name="decision_meeting")]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Passage(models.Model):
+    """A few consecutive segments embedded together for semantic search.
+
+    ``embedding`` holds the unit-length vector as little-endian float32 bytes
+    from the embedding model named by ``model``; on PostgreSQL with pgvector
+    the same vector is also in the ``vec`` column the migration adds.
+    """
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="passages")
+    index = models.PositiveIntegerField()
+    speaker = models.ForeignKey(
+        Speaker, on_delete=models.SET_NULL, null=True, blank=True, related_name="passages"
+    )
+    first_segment = models.PositiveIntegerField()
+    last_segment = models.PositiveIntegerField()
+    start_ms = models.PositiveIntegerField()
+    end_ms = models.PositiveIntegerField()
+    text = models.TextField()
+    model = models.CharField(max_length=64)
+    embedding = models.BinaryField()
+
+    class Meta:
+        ordering = ["meeting", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "index"], name="passage_unique_index")
+        ]
+        indexes = [
+            models.Index(fields=["meeting", "first_segment"], name="passage_meeting_segment"),
+        ]
 
     def __str__(self) -> str:
         return self.text[:60]

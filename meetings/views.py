@@ -19,9 +19,10 @@ from jobs.web.views import viewable_job, with_csp
 from meeting_intel.lib.media import read_head, sniff_container
 from meeting_intel.lib.ranges import ranged_file_response
 from meetings.models import Meeting, Segment, Speaker
-from meetings.serializers import with_results
+from meetings.serializers import ordered_sections, with_results
 
 EXPORT_FORMATS = (("txt", "Text"), ("srt", "SubRip"), ("vtt", "WebVTT"), ("md", "Markdown"))
+REPORT_FORMATS = (("pdf", "PDF"), ("docx", "Word"))
 DEGRADED_LABELS = {
     "speaker_names": "Speaker names",
     "summary": "Summary",
@@ -131,6 +132,28 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
             ("decisions", meeting.decisions.all()),
         )
     }
+    titles = {s["key"]: s["title"] for s in (job.analysis_template or {}).get("sections", [])}
+    sections = [
+        {
+            "key": key,
+            "title": section["title"],
+            "items": [
+                (item, source_segment(segments, starts, item["source_start_ms"]))
+                for item in section["items"]
+            ],
+        }
+        for key, section in ordered_sections(meeting).items()
+    ]
+    sections += [
+        {
+            "key": step.removeprefix("section:"),
+            "degraded": True,
+            "items": [],
+            "title": titles.get(step.removeprefix("section:"), step.removeprefix("section:")),
+        }
+        for step in meeting.degraded
+        if step.startswith("section:")
+    ]
     return render(
         request,
         "meetings/meeting.html",
@@ -143,7 +166,11 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
             "shares": talk_shares(speakers, segments),
             "action_items": sources["action_items"],
             "decisions": sources["decisions"],
-            "degraded": [DEGRADED_LABELS.get(step, step) for step in meeting.degraded],
+            "sections": sections,
+            "degraded": [
+                DEGRADED_LABELS.get(step) or titles.get(step.removeprefix("section:"), step)
+                for step in meeting.degraded
+            ],
             "language": language_name(meeting.language) if meeting.language else "",
             "has_audio": audio_path(meeting) is not None,
             "exports": [
@@ -155,6 +182,16 @@ def meeting_page(request: HttpRequest, meeting_id: object) -> HttpResponse:
                 )
                 for fmt, label in EXPORT_FORMATS
             ],
+            "reports": [
+                (
+                    fmt,
+                    label,
+                    reverse("meeting-report", args=[meeting.id, fmt]) + f"?token={quote(token)}",
+                )
+                for fmt, label in REPORT_FORMATS
+            ],
+            "calendar_url": reverse("meeting-action-items", args=[meeting.id])
+            + f"?token={quote(token)}",
             "is_staff": is_staff(request.user),
             "can_reprocess": is_staff(request.user) and request.user.has_perm("jobs.reprocess_job"),
         },

@@ -99,7 +99,7 @@ def test_silence_is_no_speech(tmp_path: Path) -> None:
 def test_a_language_other_than_english_is_refused() -> None:
     with pytest.raises(PermanentError) as caught:
         LocalTranscriber().submit(AudioSource(path=SAMPLE_WAV, language="de"))
-    assert caught.value.code == "unsupported_language"
+    assert caught.value.code == "language_unsupported"
 
 
 def test_fetch_is_refused_because_submit_is_synchronous() -> None:

@@ -174,7 +174,7 @@ class _Analyzer:
     name = "fakeanalyzer"
     model = "m-1"
 
-    def run(self, step: str, transcript: Transcript) -> object:
+    def run(self, step: str, transcript: Transcript, context: object = None) -> object:
         raise TransientError("provider_unavailable", "503")
 
 

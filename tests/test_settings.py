@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from meeting_intel import env
+from tests.support.startup import manage_check
 
 
 @pytest.mark.parametrize(
@@ -37,25 +34,13 @@ def test_it_reads_well_formed_values(monkeypatch):
     assert env.env_int("UNSET_INT_SETTING", 7) == 7
 
 
-def _start(**overrides: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    environment.update(overrides)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-    )
-
-
 def test_start_up_stops_on_a_malformed_setting_naming_it():
-    result = _start(JOB_MAX_RETRIES="many")
+    result = manage_check(JOB_MAX_RETRIES="many")
     assert result.returncode != 0
     assert "JOB_MAX_RETRIES must be an integer" in result.stderr
 
 
 def test_start_up_refuses_to_run_without_secret_key_outside_debug():
-    result = _start(SECRET_KEY="", DEBUG="false")
+    result = manage_check(SECRET_KEY="", DEBUG="false")
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr

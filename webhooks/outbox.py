@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.usage import job_usage
 from jobs.web.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
@@ -19,19 +20,26 @@ from webhooks.sender import gone_endpoint, gone_note
 
 
 def event_body(job: Job, event_type: str) -> str:
+    """SPEC's body; with `webhook_payload=thin` the meeting is left out (its id and API
+    URL stay), for a CMS that fetches it itself or must keep webhooks small."""
     meeting_id = Meeting.objects.filter(job=job).values_list("id", flat=True).first()
-    payload = {
-        "type": event_type,
-        "timestamp": timezone.now().isoformat(),
-        "data": {
-            "job_id": str(job.id),
-            "status": "completed" if event_type == "job.completed" else "failed",
-            "external_id": job.external_id,
-            "error": job.error if event_type == "job.failed" else None,
-            "results_url": results_url(job, meeting_id),
-            "meeting": meeting_data(meeting_id) if meeting_id else None,
-        },
+    data: dict[str, object] = {
+        "job_id": str(job.id),
+        "status": "completed" if event_type == "job.completed" else "failed",
+        "external_id": job.external_id,
+        "error": job.error if event_type == "job.failed" else None,
+        "results_url": results_url(job, meeting_id),
+        "usage": job_usage(job),
     }
+    if job.webhook_payload == Job.WebhookPayload.THIN:
+        data["meeting_id"] = str(meeting_id) if meeting_id else None
+        data["job_url"] = f"{settings.PUBLIC_BASE_URL}/api/v1/jobs/{job.id}/"
+        data["meeting_url"] = (
+            f"{settings.PUBLIC_BASE_URL}/api/v1/meetings/{meeting_id}/" if meeting_id else None
+        )
+    else:
+        data["meeting"] = meeting_data(meeting_id) if meeting_id else None
+    payload = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
     return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 

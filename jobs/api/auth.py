@@ -1,15 +1,26 @@
-"""Bearer-key authentication and per-client throttling for CMS clients."""
+"""Bearer-key authentication and per-client throttling for CMS clients.
+
+The throttle is hand-written rather than DRF's cache-backed one: that one
+reads then writes a pickled list (two round trips, racy under concurrency).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
+from functools import cache
 from typing import Any
 
+import redis
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.request import Request
 
 from jobs.models import ApiClient
+
+logger = logging.getLogger(__name__)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -53,25 +64,102 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
-class ClientRateThrottle(throttling.SimpleRateThrottle):
-    """API_THROTTLE_RATE requests per client, counted in the shared cache.
+# A sliding window of request times per client, on Redis's clock (the same
+# for every web process), checked and updated in one atomic round trip.
+# Returns 0 when the request is allowed, else the milliseconds until it would be.
+_THROTTLE_SCRIPT = """
+local key, limit, window_ms = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_ms)
+if redis.call('ZCARD', key) < limit then
+  redis.call('ZADD', key, now, now .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', key, window_ms)
+  return 0
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window_ms - now)
+"""
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# After Redis fails, requests skip the throttle this long instead of each
+# waiting for a connection timeout of its own.
+OUTAGE_SKIP_SECONDS = 5.0
 
-    The rate is read per request, so an operator's (or a test's) setting
-    takes effect without a restart of the class.
+
+@cache
+def _script(url: str) -> Any:
+    """One client per process (and URL); its connection pool is shared by every request thread."""
+    client = redis.Redis.from_url(
+        url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        health_check_interval=30,
+    )
+    return client.register_script(_THROTTLE_SCRIPT)
+
+
+class _Outage:
+    """When the throttle last failed, so one warning is logged per outage, not per request."""
+
+    skip_until = 0.0
+    warned = False
+
+    @classmethod
+    def active(cls) -> bool:
+        return time.monotonic() < cls.skip_until
+
+    @classmethod
+    def failed(cls) -> None:
+        cls.skip_until = time.monotonic() + OUTAGE_SKIP_SECONDS
+        if not cls.warned:
+            cls.warned = True
+            logger.warning(
+                "API throttle unavailable (Redis unreachable); letting requests through",
+                exc_info=True,
+                extra={"event": "throttle.fail_open"},
+            )
+
+    @classmethod
+    def recovered(cls) -> None:
+        if cls.warned:
+            cls.warned = False
+            logger.warning("API throttle available again", extra={"event": "throttle.recovered"})
+
+
+class ClientRateThrottle(throttling.BaseThrottle):
+    """API_THROTTLE_RATE requests per client in any sliding period, shared by all web processes.
+
+    One Redis round trip per request (an atomic script on a process-wide
+    client). If Redis cannot be reached the throttle fails open with a
+    warning: the API keeps answering. The rate is read per request, so a
+    changed setting takes effect without restarting the class.
     """
 
-    scope = "client"
+    def __init__(self) -> None:
+        self._wait_ms = 0
 
-    def get_rate(self) -> str:
-        return settings.API_THROTTLE_RATE
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
+    def allow_request(self, request: Request, view: Any) -> bool:
         client = request.user
-        if not isinstance(client, ApiClient):
-            return None  # the 401 for a missing key comes first
+        if not isinstance(client, ApiClient) or _Outage.active():
+            return True  # the 401 for a missing key comes first
+        count, _, period = settings.API_THROTTLE_RATE.partition("/")
         # The key's hash, not the row id: ids can be reused (SQLite, test
-        # databases) while the cache keeps the old client's history.
-        return self.cache_format % {"scope": self.scope, "ident": client.key_hash[:32]}
+        # databases) while Redis keeps the old client's history.
+        key = f"meeting-intel:throttle:{client.key_hash[:32]}"
+        try:
+            self._wait_ms = int(
+                _script(settings.REDIS_URL)(
+                    keys=[key], args=[int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]
+                )
+            )
+        except redis.RedisError:
+            _Outage.failed()
+            return True
+        _Outage.recovered()
+        return self._wait_ms == 0
+
+    def wait(self) -> float | None:
+        return self._wait_ms / 1000 if self._wait_ms else None
 
 
 def active_client(key: str) -> ApiClient | None:

@@ -96,6 +96,8 @@ def merge(step: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
         }
     if step in ("action_items", "decisions"):
         return {step: _dedupe([item for part in parts for item in part[step]])}
+    if step.startswith("section:"):
+        return {"items": _dedupe([item for part in parts for item in part["items"]])}
     raise ValueError(f"{step} is not merged item by item")
 
 

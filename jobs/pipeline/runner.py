@@ -4,7 +4,7 @@ A job's next step is derived from its saved checkpoints, never from the
 message that woke the worker, so a retry, a redelivery, a sweep or a
 reprocess all resume at the first step without a saved result:
 
-    transcribe → poll (while the provider works) → analyze → finalize
+    transcribe → poll (while the provider works) → index → analyze → finalize
 
 Each step runs under the job's lease (see ``services.claim``), writes its
 checkpoint, and returns how long to wait before the next step. No step waits
@@ -25,9 +25,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import shaping
 from jobs.errors import Deferred, JobLost, PermanentError, TransientError
+from jobs.failures import public_message
 from jobs.models import Job
 from jobs.pipeline import download as downloads
+from jobs.pipeline import index as search_index
 from jobs.pipeline.analyze import analyze
 from jobs.providers import get_transcriber
 from jobs.providers import limits as ratelimit
@@ -49,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 Status, Stage = Job.Status, Job.Stage
 
-TRANSCRIBE, POLL, ANALYZE, FINALIZE = "transcribe", "poll", "analyze", "finalize"
+TRANSCRIBE, POLL, INDEX, ANALYZE, FINALIZE = "transcribe", "poll", "index", "analyze", "finalize"
 
 
 def next_step(job: Job) -> str | None:
@@ -57,6 +60,8 @@ def next_step(job: Job) -> str | None:
         return None
     if job.transcript_saved_at is None:
         return POLL if job.transcript_external_id else TRANSCRIBE
+    if not job.search_index:
+        return INDEX
     if pending_analysis(job):
         return ANALYZE
     return FINALIZE
@@ -145,9 +150,10 @@ def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
         delay = backoff_seconds(job.step_retries)
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
+        logger.info("job %s retries in %.0fs (%s): %s", job.id, delay, exc.code, exc.message)
         update_job(
             job,
-            f"Retrying in {delay:.0f}s: {exc.message}",
+            f"Retrying in {delay:.0f}s: {public_message(exc.code)}",
             status=Status.RETRYING,
             step_retries=job.step_retries + 1,
             attempts=job.attempts + 1,
@@ -203,7 +209,9 @@ def _audio_source(job: Job) -> AudioSource:
     return AudioSource(
         path=path,
         language=job.language,
-        speakers_expected=job.speakers_expected,
+        # Known participants say how many voices to expect unless the client did.
+        speakers_expected=job.speakers_expected or len(job.participants) or None,
+        vocabulary=shaping.hints(job),
         callback_url=callback_url,
         callback_header=header,
     )
@@ -271,9 +279,12 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
             transcript_saved_at=timezone.now(),
             transcription_provider=provider,
             audio_duration_seconds=transcript.duration_seconds,
+            transcribed_seconds=job.transcribed_seconds
+            + (transcript.duration_seconds or job.audio_duration_seconds or 0),
             analysis_steps_done=[],
             analysis_steps_failed=[],
             analysis_partials={},
+            search_index="",
         )
         transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
 
@@ -284,18 +295,14 @@ def finalize(job: Job, task_id: str) -> float | None:
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         meeting = Meeting.objects.get(job=fresh)
-        meeting.degraded = list(fresh.analysis_steps_failed)
+        meeting.degraded = [*fresh.analysis_steps_failed, *search_index.degraded(fresh)]
         meeting.save(update_fields=["degraded", "updated_at"])
         update_job(fresh, "Saving results", stage=Stage.SAVING, results_saved_at=timezone.now())
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         update_job(fresh, "Notifying", stage=Stage.NOTIFYING)
         record_job_event(fresh, "job.completed")
-        degraded = (
-            f" (without {', '.join(fresh.analysis_steps_failed)})"
-            if fresh.analysis_steps_failed
-            else ""
-        )
+        degraded = f" (without {', '.join(meeting.degraded)})" if meeting.degraded else ""
         update_job(
             fresh,
             f"Completed{degraded}",
@@ -312,6 +319,7 @@ def finalize(job: Job, task_id: str) -> float | None:
 STEP_FUNCTIONS: dict[str, Callable[[Job, str], float | None]] = {
     TRANSCRIBE: transcribe,
     POLL: poll,
+    INDEX: search_index.index,
     ANALYZE: analyze,
     FINALIZE: finalize,
 }

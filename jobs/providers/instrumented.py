@@ -10,7 +10,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from jobs.providers.base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
+from jobs.providers.base import (
+    NO_CONTEXT,
+    AnalysisContext,
+    Analyzer,
+    AudioSource,
+    StepOutput,
+    Transcriber,
+    Transcript,
+)
 
 T = TypeVar("T")
 
@@ -50,10 +58,14 @@ class MeasuredTranscriber(_Measured):
 
 
 class MeasuredAnalyzer(_Measured):
-    """`operation` is the analysis step (summary, action_items, ...)."""
+    """`operation` is the analysis step (summary, action_items, ...; every template
+    section counts as "section", so clients' keys never become metric labels)."""
 
-    def run(self, step: str, transcript: Transcript) -> StepOutput:
-        return self._measure(step, lambda: self._inner.run(step, transcript))
+    def run(
+        self, step: str, transcript: Transcript, context: AnalysisContext = NO_CONTEXT
+    ) -> StepOutput:
+        operation = "section" if step.startswith("section:") else step
+        return self._measure(operation, lambda: self._inner.run(step, transcript, context))
 
 
 def measured_transcriber(inner: Transcriber) -> Transcriber:

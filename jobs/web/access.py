@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+
 from jobs.models import Job
+from jobs.web.broadcast import close_staff_sockets, staff_session_group, staff_user_group
 from jobs.web.tokens import token_allows
 
 
@@ -18,3 +21,19 @@ def is_staff(user: Any) -> bool:
 def can_view(user: Any, token: str | None, job: Job) -> bool:
     """Staff see every job; anyone else needs a valid, unrevoked token for this job."""
     return is_staff(user) or token_allows(token, job)
+
+
+def staff_logged_out(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
+    """user_logged_out: the websockets opened with that session close now."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        close_staff_sockets(staff_session_group(session_key))
+
+
+def user_saved(sender: Any, instance: Any, update_fields: Any = None, **_: Any) -> None:
+    """post_save of a user: a user no longer active staff loses their websockets once committed."""
+    if update_fields is not None and not {"is_staff", "is_active"} & set(update_fields):
+        return  # e.g. the last_login written at every login
+    if not is_staff(instance):
+        user_id = instance.pk
+        transaction.on_commit(lambda: close_staff_sockets(staff_user_group(user_id)))

@@ -11,6 +11,7 @@ import logging
 import math
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -29,11 +30,20 @@ logger = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error with our own code, status and details."""
 
-    def __init__(self, status_code: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.error_code = code
         self.details = details or {}
+        self.retry_after = retry_after
 
 
 _CODES = {
@@ -49,6 +59,8 @@ _CODES = {
     422: "unprocessable",
     429: "rate_limited",
     500: "internal_error",
+    502: "provider_error",
+    503: "provider_unavailable",
 }
 
 
@@ -78,6 +90,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, ApiError):
         code, message, details = exc.error_code, str(exc.detail), exc.details
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, exceptions.ValidationError):
         code, message, details = "invalid_request", "The request is invalid.", exc.detail
     else:
@@ -133,11 +147,25 @@ class ApiErrorPagesMiddleware:
     CommonMiddleware, so APPEND_SLASH redirects still happen first.
     """
 
+    # Both modes, so an ASGI request makes no thread hop for it (pure CPU).
+    sync_capable = async_capable = True
+
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return self._replace(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._replace(request, await self.get_response(request))
+
+    @staticmethod
+    def _replace(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if (
             response.status_code >= 400
             and request.path.startswith("/api/")
@@ -198,6 +226,8 @@ _DESCRIPTIONS = {
     422: "Well-formed but unacceptable: an empty, truncated or undecodable file, an unsafe "
     "URL, or an Idempotency-Key reused with a different request.",
     429: "Too many requests for this client; see the Retry-After header (seconds).",
+    502: "The embedding or language model provider refused the request.",
+    503: "The embedding or language model provider is unavailable; see Retry-After (seconds).",
 }
 
 

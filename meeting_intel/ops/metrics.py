@@ -300,7 +300,7 @@ def _declare_known_series() -> None:
     for outcome in WEBHOOK_OUTCOMES:
         WEBHOOK_ATTEMPTS.labels(outcome)
     calls = [(settings.TRANSCRIPTION_PROVIDER, op) for op in ("submit", "fetch")]
-    calls += [(settings.ANALYSIS_PROVIDER, step) for step in ANALYSIS_STEPS]
+    calls += [(settings.ANALYSIS_PROVIDER, step) for step in (*ANALYSIS_STEPS, "section")]
     for provider, operation in calls:
         PROVIDER_LATENCY.labels(provider, operation)
         PROVIDER_RETRIES.labels(provider, operation)

@@ -1,5 +1,7 @@
 // Results page: click a transcript segment (or an action item's moment) to
-// play from there, highlight the segment playing, and search the transcript.
+// play from there, highlight the segment playing, and search the transcript
+// (as typed, or by meaning through the meeting's search endpoint). A time in
+// the URL (?t=90, #t=90 or #t=1:30) opens the page at that moment.
 // Transcript text is only ever handled as text nodes, never as HTML.
 (function () {
   "use strict";
@@ -103,6 +105,61 @@
     count.textContent = pattern ? `${total} match${total === 1 ? "" : "es"} in ${shown} passage${shown === 1 ? "" : "s"}` : "";
     if (empty) empty.hidden = !pattern || total > 0;
   }
+
+  // The segment spoken at `ms`, shown (clearing a search that hides it) and focused.
+  function goTo(ms) {
+    let target = null;
+    for (const seg of segments) { if (seg.start > ms) break; target = seg; }
+    target = target || segments[0];
+    if (!target) return;
+    if (search && target.el.closest("[hidden]")) { search.value = ""; filter(""); }
+    target.el.scrollIntoView({ block: "center" });
+    target.el.focus({ preventScroll: true });
+    highlight(ms);
+    if (player) player.currentTime = ms / 1000;
+  }
+
+  function timeInUrl() {
+    const fromHash = /(?:^#|&)t=([0-9:.]+)/.exec(window.location.hash);
+    const raw = fromHash ? fromHash[1] : new URLSearchParams(window.location.search).get("t");
+    if (!raw || !/^[0-9]+(?::[0-9]{1,2}){0,2}(?:\.[0-9]+)?$/.test(raw)) return null;
+    return raw.split(":").reduce((total, part) => total * 60 + Number(part), 0) * 1000;
+  }
+
+  const meaning = document.getElementById("search-meaning");
+  const meaningHits = document.getElementById("meaning-hits");
+  if (meaning && meaningHits && search) {
+    meaning.addEventListener("click", () => {
+      const q = search.value.trim();
+      if (!q) { search.focus(); return; }
+      count.textContent = "Searching…";
+      fetch(`${meaning.dataset.url}&mode=hybrid&q=${encodeURIComponent(q)}`, { credentials: "same-origin" })
+        .then((r) => r.json().then((body) => ({ ok: r.ok, body })))
+        .then(({ ok, body }) => {
+          meaningHits.replaceChildren();
+          if (!ok) { count.textContent = (body.error && body.error.message) || "Search failed"; return; }
+          count.textContent = `${body.count} passage${body.count === 1 ? "" : "s"} by meaning`;
+          body.results.forEach((hit) => {
+            const li = document.createElement("li");
+            const link = document.createElement("a");
+            link.href = `#t=${Math.floor(hit.start_ms / 1000)}`;
+            link.className = "moment";
+            link.textContent = new Date(hit.start_ms).toISOString().slice(11, 19);
+            link.addEventListener("click", (e) => { e.preventDefault(); history.replaceState(null, "", link.getAttribute("href")); goTo(hit.start_ms); seek(hit.start_ms); });
+            const who = document.createElement("strong");
+            who.textContent = ` ${hit.speaker_name}: `;
+            li.append(link, who, document.createTextNode(hit.text));
+            meaningHits.append(li);
+          });
+          meaningHits.hidden = false;
+        })
+        .catch(() => { count.textContent = "Search failed"; });
+    });
+  }
+
+  const startAt = timeInUrl();
+  if (startAt !== null) goTo(startAt);
+  window.addEventListener("hashchange", () => { const ms = timeInUrl(); if (ms !== null) goTo(ms); });
 
   if (search) {
     let timer = null;

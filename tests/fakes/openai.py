@@ -15,6 +15,10 @@ Routes, by the names that ``route=`` fault arguments take:
   Otherwise the content is :attr:`FakeOpenAI.text_content`. Streaming is refused (400).
   Chat requests are *tagged* with their ``json_schema.name``, so ``tag="decisions"``
   aims a fault at one schema.
+* ``embeddings``: ``POST /v1/embeddings`` (``input`` a string or a list of strings,
+  optional ``dimensions``, default 1536, and ``encoding_format`` ``float``). Each vector
+  is a hashed bag of the input's lower-cased words (suffixes ``s``/``ed``/``ing`` cut),
+  normalised: texts sharing words are close, so ranking by meaning is testable.
 * ``transcription``: ``POST /v1/audio/transcriptions`` (multipart: ``file``,
   ``model``, ``response_format`` = ``json`` | ``verbose_json`` | ``diarized_json`` |
   ``text``), built from :attr:`FakeOpenAI.utterances`.
@@ -27,7 +31,10 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import hashlib
 import json
+import math
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -87,8 +94,10 @@ class FakeOpenAI(FakeServer):
         self.ms_per_word = ms_per_word
         self.gap_ms = gap_ms
         self._corruptions: dict[str, _Corruption] = {}
+        self._transcription_forms: list[dict[str, list[str]]] = []
         self._add_route("chat", "POST", r"/v1/chat/completions", self._chat)
         self._add_route("transcription", "POST", r"/v1/audio/transcriptions", self._transcription)
+        self._add_route("embeddings", "POST", r"/v1/embeddings", self._embeddings)
 
     def corrupt_json(
         self, schema: str, mode: CorruptionMode = "invalid", *, times: int | None = 1
@@ -107,6 +116,19 @@ class FakeOpenAI(FakeServer):
         super().clear_faults()
         with self._lock:
             self._corruptions.clear()
+
+    # -- inspection --------------------------------------------------------------------
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of every chat completion request received, in order."""
+        return [r.json for r in self.requests if r.path.endswith("/chat/completions") and isinstance(r.json, dict)]
+
+    @property
+    def transcription_forms(self) -> list[dict[str, list[str]]]:
+        """The form fields (all but ``file``) of every transcription request, in order."""
+        with self._lock:
+            return [dict(form) for form in self._transcription_forms]
 
     # -- FakeServer hooks ------------------------------------------------------------
 
@@ -201,10 +223,38 @@ class FakeOpenAI(FakeServer):
                     del self._corruptions[schema]
             return corruption.mode
 
+    # -- embeddings ------------------------------------------------------------------
+
+    def _embeddings(self, request: Request) -> Reply:
+        body = request.json
+        inputs = body.get("input") if isinstance(body, dict) else None
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or "model" not in body:
+            return self._error(400, "'model' and a non-empty 'input' are required.")
+        if not all(isinstance(text, str) and text for text in inputs):
+            return self._error(400, "'input' must not contain empty strings.", "input")
+        dimensions = int(body.get("dimensions") or 1536)
+        data = [
+            {"object": "embedding", "index": i, "embedding": bag_of_words_vector(text, dimensions)}
+            for i, text in enumerate(inputs)
+        ]
+        tokens = sum(max(1, len(text) // 4) for text in inputs)
+        return json_reply(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     # -- audio -----------------------------------------------------------------------
 
     def _transcription(self, request: Request) -> Reply:
         form = _parse_multipart(request.headers.get("content-type", ""), request.body)
+        with self._lock:
+            self._transcription_forms.append({k: v for k, v in form.items() if k != "file"})
         if not form.get("file") or not form.get("model"):
             return self._error(400, "'file' and 'model' are required.")
         response_format = form.get("response_format", ["json"])[0]
@@ -264,6 +314,17 @@ class FakeOpenAI(FakeServer):
                 for w in t.words
             ]
         return json_reply(verbose)
+
+
+def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
+    """The fake's embedding: words hashed (stably, md5) into buckets, then normalised."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        stem = re.sub(r"(ing|ed|s)$", "", word) if len(word) > 4 else word
+        digest = hashlib.md5(stem.encode()).digest()
+        vector[int.from_bytes(digest[:4], "little") % dimensions] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
 
 
 def example_instance(

@@ -25,6 +25,12 @@ def new_client(name: str | None = None) -> tuple[ApiClient, str]:
     return client, key
 
 
+def client_with_api() -> tuple[ApiClient, APIClient]:
+    """A new CMS client and an API session authenticated as it."""
+    client, key = new_client()
+    return client, api_for(key)
+
+
 def api_for(key: str | None) -> APIClient:
     api = APIClient()
     if key:

@@ -1,0 +1,74 @@
+"""The search index step: group the saved transcript into passages and embed them.
+
+Runs once the transcript is saved, before analysis, so a meeting is
+searchable by meaning while its analysis is still running. Checkpointed on
+``Job.search_index``; a transient provider error is retried like any step's,
+and once retries run out, or on any other failure, the step degrades:
+``search_index`` joins the meeting's ``degraded`` list and the job goes on
+(keyword search over the transcript needs no index and still works).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from jobs.errors import Deferred, JobLost, TransientError
+from jobs.models import Job
+from jobs.providers.embedding import get_embedder
+from jobs.state import lock_for_write, touch, update_job
+from meetings.models import Meeting
+from meetings.search import passages
+
+logger = logging.getLogger(__name__)
+
+DONE, FAILED = "done", "failed"
+DEGRADED_NAME = "search_index"
+
+
+def index(job: Job, task_id: str) -> float | None:
+    meeting = Meeting.objects.get(job=job)
+    touch(job, "Indexing the transcript for search")
+    try:
+        embedder = get_embedder()
+        items = passages.drafts(meeting)
+        embedded = embedder.embed([d.text for d in items]) if items else None
+    except (Deferred, JobLost):
+        raise
+    except TransientError as exc:
+        if job.step_retries < settings.JOB_MAX_RETRIES:
+            raise
+        return _degrade(job, task_id, exc.message)
+    except (
+        Exception
+    ) as exc:  # PermanentError, a broken model, a bug: search degrades, the job goes on
+        logger.exception("search index of job %s failed", job.id)
+        return _degrade(job, task_id, f"{type(exc).__name__}: {exc}")
+    with transaction.atomic():
+        fresh = lock_for_write(job, task_id)
+        vectors = embedded.vectors if embedded else None
+        count = passages.replace_index(meeting, items, vectors, embedder.name) if items else 0
+        if not items:
+            passages.remove_index(meeting)
+        update_job(
+            fresh,
+            f"Search index ready: {count} passages",
+            search_index=DONE,
+            embedding_tokens=fresh.embedding_tokens + (embedded.tokens if embedded else 0),
+        )
+    return 0
+
+
+def _degrade(job: Job, task_id: str, reason: str) -> float:
+    with transaction.atomic():
+        fresh = lock_for_write(job, task_id)
+        logger.warning("search index of job %s degraded: %s", job.id, reason)
+        update_job(fresh, "Search index unavailable", search_index=FAILED)
+    return 0
+
+
+def degraded(job: Job) -> list[str]:
+    """What the index step adds to the meeting's `degraded` list."""
+    return [DEGRADED_NAME] if job.search_index == FAILED else []

@@ -1,0 +1,67 @@
+"""Embeddings through the official OpenAI SDK (``client.embeddings.create``).
+
+Texts go in batches of ``BATCH`` inputs. Each request first takes its share
+of the fleet-wide request and token budgets for the embedding model
+(``OPENAI_EMBEDDING_REQUESTS_PER_MINUTE`` / ``…_TOKENS_PER_MINUTE``: OpenAI
+limits each model separately, so embeddings get their own budget in the
+same limiter rather than eating the chat model's); the tokens the server
+reports are what the call returns. Errors are translated like the chat's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import openai
+from django.conf import settings
+
+from jobs.errors import TransientError
+from jobs.pipeline import chunking
+from jobs.providers import limits
+from jobs.providers.embedding import Embedded
+from jobs.providers.openai.errors import translate
+
+BATCH = 256
+
+
+class OpenAIEmbedder:
+    def __init__(self) -> None:
+        self.model = settings.OPENAI_EMBEDDING_MODEL
+        self.name = f"openai:{self.model}"
+        self._client = openai.OpenAI(
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.OPENAI_BASE_URL,
+            timeout=settings.OPENAI_TIMEOUT_SECONDS,
+            max_retries=0,
+        )
+
+    def embed(self, texts: list[str]) -> Embedded:
+        """Unit vectors for `texts`, in order. Raises TransientError, PermanentError or Deferred."""
+        rows: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), BATCH):
+            batch = [t if t.strip() else " " for t in texts[start : start + BATCH]]
+            limits.throttle(
+                f"openai:{self.model}:requests", 1, settings.OPENAI_EMBEDDING_REQUESTS_PER_MINUTE
+            )
+            limits.throttle(
+                f"openai:{self.model}:tokens",
+                sum(chunking.estimate_tokens(t) for t in batch),
+                settings.OPENAI_EMBEDDING_TOKENS_PER_MINUTE,
+            )
+            try:
+                response = self._client.embeddings.create(
+                    model=self.model, input=batch, encoding_format="float"
+                )
+            except openai.APIError as exc:
+                raise translate(exc, "embedding_rejected") from exc
+            data = sorted(response.data, key=lambda d: d.index)
+            if len(data) != len(batch):
+                raise TransientError(
+                    "provider_unavailable",
+                    f"OpenAI returned {len(data)} embeddings for {len(batch)} inputs",
+                )
+            rows.extend(d.embedding for d in data)
+            tokens += response.usage.prompt_tokens if response.usage else 0
+        vectors = np.array(rows, dtype=np.float32).reshape(len(rows), -1)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return Embedded(vectors / np.maximum(norms, 1e-12), tokens)

@@ -1,0 +1,132 @@
+"""Django's built-in middleware, run on the event loop.
+
+In an async stack Django runs each ``MiddlewareMixin`` middleware's
+``process_request`` and ``process_response`` through ``sync_to_async``: two
+hops between the event loop and a thread per middleware per request, around
+a view that needs at most one. The hooks below do no I/O (they read headers
+and cookies, set attributes and lazy objects), so these subclasses call them
+inline on the loop. The two places that can do I/O keep their thread: a
+session save (the database) and CSRF's check of an unsafe non-exempt request
+(it may parse a form body).
+
+MIDDLEWARE keeps Django's own names (its deploy checks look for them); the
+ASGI handler loads these subclasses in their place (``ASGIHandler`` below).
+Hand-written because Django ships no async variants of these (each is a thin
+subclass of Django's own class; the logic stays Django's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
+from django.core.handlers import asgi
+from django.http import HttpRequest, HttpResponse
+from django.middleware import clickjacking, common, csrf, security
+
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+
+
+class InlineHooks:
+    """``__acall__`` that runs the middleware's hooks on the loop, without a thread."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        response = None
+        if hasattr(self, "process_request"):
+            response = self.process_request(request)
+        response = response or await self.get_response(request)  # type: ignore[attr-defined]
+        if hasattr(self, "process_response"):
+            response = await self.aprocess_response(request, response)
+        return response
+
+    async def aprocess_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if self.response_needs_thread(request):
+            return await sync_to_async(self.process_response)(request, response)  # type: ignore[attr-defined]
+        return self.process_response(request, response)  # type: ignore[attr-defined]
+
+    def response_needs_thread(self, request: HttpRequest) -> bool:
+        """Whether process_response may do I/O for this request (never, by default)."""
+        return False
+
+
+class SecurityMiddleware(InlineHooks, security.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(InlineHooks, common.CommonMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(InlineHooks, auth.AuthenticationMiddleware):
+    """request.user stays lazy: it is loaded in the view's thread, if the view asks."""
+
+
+class XFrameOptionsMiddleware(InlineHooks, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class SessionMiddleware(InlineHooks, sessions.SessionMiddleware):
+    """Saving a changed session is database work: that alone goes to a thread."""
+
+    def response_needs_thread(self, request: HttpRequest) -> bool:
+        session = getattr(request, "session", None)
+        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+
+
+class MessageMiddleware(InlineHooks, messages.MessageMiddleware):
+    """Storing messages may read the session (the database): only then in a thread."""
+
+    def response_needs_thread(self, request: HttpRequest) -> bool:
+        storage = getattr(request, "_messages", None)
+        return storage is not None and (storage.used or storage.added_new)
+
+
+class CsrfViewMiddleware(InlineHooks, csrf.CsrfViewMiddleware):
+    """Safe methods and exempt views (the API) are decided inline; the rest may read a form body."""
+
+    async def process_view(
+        self, request: HttpRequest, callback: Any, callback_args: Any, callback_kwargs: Any
+    ) -> HttpResponse | None:
+        check = super().process_view
+        if request.method in _SAFE_METHODS or getattr(callback, "csrf_exempt", False):
+            return check(request, callback, callback_args, callback_kwargs)
+        return await sync_to_async(check)(request, callback, callback_args, callback_kwargs)
+
+
+INLINE = {
+    "django.middleware.security.SecurityMiddleware": SecurityMiddleware,
+    "django.contrib.sessions.middleware.SessionMiddleware": SessionMiddleware,
+    "django.middleware.common.CommonMiddleware": CommonMiddleware,
+    "django.middleware.csrf.CsrfViewMiddleware": CsrfViewMiddleware,
+    "django.contrib.auth.middleware.AuthenticationMiddleware": AuthenticationMiddleware,
+    "django.contrib.messages.middleware.MessageMiddleware": MessageMiddleware,
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": XFrameOptionsMiddleware,
+}
+
+
+@contextmanager
+def _inline_middleware() -> Iterator[None]:
+    """MIDDLEWARE with Django's classes replaced by the inline ones, while the chain is built."""
+    listed = settings.MIDDLEWARE
+    settings.MIDDLEWARE = [
+        f"{INLINE[path].__module__}.{INLINE[path].__qualname__}" if path in INLINE else path
+        for path in listed
+    ]
+    try:
+        yield
+    finally:
+        settings.MIDDLEWARE = listed
+
+
+class ASGIHandler(asgi.ASGIHandler):
+    """Django's ASGI handler with the middleware chain built from the inline classes."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        with _inline_middleware():
+            super().load_middleware(is_async)

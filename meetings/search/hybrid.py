@@ -1,0 +1,187 @@
+"""Search modes over one scope of meetings, and the retrieval ``ask`` builds on.
+
+``hybrid`` (the default) fuses the keyword and semantic rankings by
+reciprocal rank fusion (Cormack et al., 2009: score = Σ 1/(60 + rank)), so
+neither backend's raw scores, which are not comparable, decide alone. A
+keyword hit inside an indexed passage counts for that passage; the hit
+shown is the matching segment (the precise moment, highlighted), else the
+passage. Meetings without a semantic index (not yet built, degraded, or
+removed with the audio) still answer through keyword search.
+
+The caller embeds the query (``QueryEmbedder``): meetings knows no provider.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import reduce
+from operator import or_
+
+import numpy as np
+from django.db.models import Q, QuerySet
+from django.utils.html import escape
+
+from ..models import Meeting, Passage
+from . import keyword
+from .query import Filters, Hit, Mode
+from .vectors import store
+
+# (model name, unit vector) for a query text.
+QueryEmbedder = Callable[[str], tuple[str, np.ndarray]]
+
+RRF_K = 60
+CANDIDATES = 100  # per ranking fused; also the most hits a semantic or hybrid search pages over
+
+
+@dataclass(frozen=True)
+class Page:
+    hits: list[Hit]
+    total: int
+
+
+def search(
+    scope: QuerySet[Meeting],
+    text: str,
+    mode: Mode,
+    filters: Filters,
+    embed_query: QueryEmbedder | None,
+    *,
+    offset: int = 0,
+    limit: int = 20,
+) -> Page:
+    if mode == "keyword":
+        found = keyword.search(scope, text, filters, offset=offset, limit=limit)
+        return Page(found.hits, found.total)
+    if embed_query is None:
+        raise ValueError(f"{mode} search needs a query embedder")
+    if mode == "semantic":
+        hits = semantic(scope, text, filters, embed_query, CANDIDATES)
+    else:
+        hits = fused(scope, text, filters, embed_query, CANDIDATES)
+    return Page(hits[offset : offset + limit], len(hits))
+
+
+def semantic(
+    scope: QuerySet[Meeting], text: str, filters: Filters, embed_query: QueryEmbedder, k: int
+) -> list[Hit]:
+    model, vector = embed_query(text)
+    ranked = store().search(scope, filters, model, vector, k)
+    return _passage_hits(ranked, text)
+
+
+def fused(
+    scope: QuerySet[Meeting], text: str, filters: Filters, embed_query: QueryEmbedder, k: int
+) -> list[Hit]:
+    """Keyword and semantic rankings fused by RRF, best first."""
+    model, vector = embed_query(text)
+    words = keyword.search(scope, text, filters, limit=k).hits
+    meanings = _passage_hits(store().search(scope, filters, model, vector, k), text)
+    containing = _containing_passages(words, model)
+    scores: dict[tuple[str, int], float] = {}
+    shown: dict[tuple[str, int], Hit] = {}
+    for rank, hit in enumerate(words, start=1):
+        passage_id = containing.get(hit.segment_id or 0)
+        key = ("p", passage_id) if passage_id else ("s", hit.segment_id or 0)
+        if key not in shown:
+            scores[key] = scores.get(key, 0.0) + 1 / (RRF_K + rank)
+            shown[key] = replace(hit, passage_id=passage_id)
+    for rank, hit in enumerate(meanings, start=1):
+        key = ("p", hit.passage_id or 0)
+        scores[key] = scores.get(key, 0.0) + 1 / (RRF_K + rank)
+        shown[key] = replace(shown[key], similarity=hit.similarity) if key in shown else hit
+    order = sorted(scores, key=lambda key: -scores[key])
+    return [shown[key].with_score(round(scores[key], 6)) for key in order]
+
+
+def retrieve(
+    scope: QuerySet[Meeting], text: str, filters: Filters, embed_query: QueryEmbedder, k: int
+) -> list[Hit]:
+    """The best `k` passages for a question (hybrid), each with its whole passage text.
+
+    A keyword hit outside any passage is kept as its segment.
+    """
+    hits = fused(scope, text, filters, embed_query, CANDIDATES)[:k]
+    whole = {
+        p.passage_id: p
+        for p in _passage_hits([(h.passage_id, 0.0) for h in hits if h.passage_id], text)
+    }
+    out = []
+    for h in hits:
+        p = whole.get(h.passage_id) if h.passage_id else None
+        out.append(
+            replace(
+                h,
+                text=p.text,
+                highlight=p.highlight,
+                start_ms=p.start_ms,
+                end_ms=p.end_ms,
+                speaker_name=p.speaker_name,
+            )
+            if p
+            else h
+        )
+    return out
+
+
+def _containing_passages(hits: list[Hit], model: str) -> dict[int, int]:
+    """segment id → id of the passage (of `model`) that contains it."""
+    wanted = [h for h in hits if h.segment_index is not None]
+    if not wanted:
+        return {}
+    condition = reduce(
+        or_,
+        (
+            Q(
+                meeting_id=h.meeting_id,
+                first_segment__lte=h.segment_index,
+                last_segment__gte=h.segment_index,
+            )
+            for h in wanted
+        ),
+    )
+    rows = Passage.objects.filter(condition, model=model).values_list(
+        "id", "meeting_id", "first_segment", "last_segment"
+    )
+    out: dict[int, int] = {}
+    for passage_id, meeting_id, first, last in rows:
+        for h in wanted:
+            if str(meeting_id) == h.meeting_id and first <= (h.segment_index or 0) <= last:
+                out[h.segment_id or 0] = passage_id
+    return out
+
+
+def mark_terms(text: str, query: str) -> str:
+    """Escaped `text` with the query's words (and words starting with them) in ``<mark>``."""
+    words = sorted({w for w in keyword.terms(query) if len(w) > 2}, key=len, reverse=True)
+    escaped = escape(text)
+    if not words:
+        return escaped
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\w*", re.IGNORECASE)
+    return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", escaped)
+
+
+def _passage_hits(ranked: list[tuple[int, float]], query: str) -> list[Hit]:
+    passages = Passage.objects.select_related("speaker", "meeting").in_bulk([i for i, _ in ranked])
+    hits = []
+    for passage_id, score in ranked:
+        p = passages.get(passage_id)
+        if p is None:  # reindexed meanwhile
+            continue
+        hits.append(
+            Hit(
+                meeting_id=str(p.meeting_id),
+                job_id=str(p.meeting.job_id),
+                title=p.meeting.title,
+                start_ms=p.start_ms,
+                end_ms=p.end_ms,
+                speaker_name=p.speaker.display_name if p.speaker else "",
+                text=p.text,
+                highlight=mark_terms(p.text, query),
+                score=round(score, 6),
+                passage_id=p.id,
+                similarity=round(score, 6),
+            )
+        )
+    return hits

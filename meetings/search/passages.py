@@ -1,0 +1,108 @@
+"""A meeting's semantic index: its passages and their vectors.
+
+A passage is a run of consecutive segments of about ``PASSAGE_WORDS`` words
+(never split inside a segment), so a hit points at a moment with enough
+context to be understood and an embedding sees whole thoughts. Its speaker
+is the one who says most of it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import Meeting, Passage
+from .vectors import store, to_bytes
+
+PASSAGE_WORDS = 120
+
+
+@dataclass(frozen=True)
+class Draft:
+    first_segment: int
+    last_segment: int
+    start_ms: int
+    end_ms: int
+    speaker_id: int | None
+    text: str
+
+
+def drafts(meeting: Meeting) -> list[Draft]:
+    """The meeting's segments grouped into passages, in order."""
+    out: list[Draft] = []
+    group: list = []
+    words = 0
+
+    def flush() -> None:
+        if not group:
+            return
+        weight = Counter()
+        for s in group:
+            weight[s.speaker_id] += len(s.text.split())
+        out.append(
+            Draft(
+                first_segment=group[0].index,
+                last_segment=group[-1].index,
+                start_ms=group[0].start_ms,
+                end_ms=group[-1].end_ms,
+                speaker_id=weight.most_common(1)[0][0],
+                text=" ".join(s.text.strip() for s in group),
+            )
+        )
+
+    for segment in meeting.segments.order_by("index"):
+        count = len(segment.text.split())
+        if group and words + count > PASSAGE_WORDS:
+            flush()
+            group, words = [], 0
+        group.append(segment)
+        words += count
+    flush()
+    return out
+
+
+def replace_index(meeting: Meeting, items: list[Draft], vectors: np.ndarray, model: str) -> int:
+    """Store `items` with their unit `vectors` as the meeting's whole index. Call in a transaction."""
+    meeting.passages.all().delete()
+    passages = Passage.objects.bulk_create(
+        Passage(
+            meeting=meeting,
+            index=i,
+            speaker_id=d.speaker_id,
+            first_segment=d.first_segment,
+            last_segment=d.last_segment,
+            start_ms=d.start_ms,
+            end_ms=d.end_ms,
+            text=d.text,
+            model=model,
+            embedding=to_bytes(vectors[i]),
+        )
+        for i, d in enumerate(items)
+    )
+    if passages and passages[0].pk is None:  # backends without RETURNING
+        passages = list(meeting.passages.all())
+    store().written(passages)
+    meeting.search_indexed_at = timezone.now()
+    meeting.save(update_fields=["search_indexed_at", "updated_at"])
+    return len(passages)
+
+
+def build_index(meeting: Meeting, embed: Callable[[list[str]], np.ndarray], model: str) -> int:
+    """Group, embed and store the meeting's passages; returns how many."""
+    items = drafts(meeting)
+    vectors = embed([d.text for d in items]) if items else np.zeros((0, 1), np.float32)
+    with transaction.atomic():
+        return replace_index(meeting, items, vectors, model)
+
+
+def remove_index(meeting: Meeting) -> None:
+    """Drop the semantic index. Keyword search over the transcript stays."""
+    with transaction.atomic():
+        meeting.passages.all().delete()
+        meeting.search_indexed_at = None
+        meeting.save(update_fields=["search_indexed_at", "updated_at"])

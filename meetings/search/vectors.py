@@ -1,0 +1,202 @@
+"""Where passage vectors are searched: pgvector in PostgreSQL, or numpy in process.
+
+One interface, two stores, chosen per database: ``PgvectorStore`` where the
+migration could add ``meetings_passage.vec`` (the server has the pgvector
+extension; HNSW indexes per embedding size), else ``NumpyStore``, which
+scores every passage of the meetings in scope with one matrix product. The
+numpy store keeps each meeting's matrix in this process's memory, keyed by
+the meeting's ``search_indexed_at``, so a search reads from the database
+only the meetings indexed since it last looked; it holds at most
+``MAX_CACHED_VECTORS`` vectors (least recently used go first).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from functools import cache
+from typing import Protocol
+
+import numpy as np
+from django.db import connection
+from django.db.models import QuerySet
+
+from ..models import Meeting, Passage
+from .query import Filters
+
+MAX_CACHED_VECTORS = 500_000
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def from_bytes(data: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(bytes(data), dtype="<f4")
+
+
+class VectorStore(Protocol):
+    name: str
+
+    def written(self, passages: list[Passage]) -> None:
+        """Called after `passages` (with their embeddings) were inserted."""
+
+    def search(
+        self, scope: QuerySet[Meeting], filters: Filters, model: str, vector: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
+        """The `k` passages of `model` nearest to unit `vector`: (passage id, cosine), best first."""
+
+
+def _allowed_passages(scope: QuerySet[Meeting], filters: Filters, model: str) -> QuerySet[Passage]:
+    meetings = filters.meetings(scope)
+    passages = Passage.objects.filter(meeting__in=meetings, model=model)
+    speakers = filters.speakers(meetings)
+    if speakers is not None:
+        passages = passages.filter(speaker__in=speakers)
+    return passages
+
+
+class NumpyStore:
+    name = "numpy"
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[tuple[str, str], tuple[object, np.ndarray, np.ndarray]] = (
+            OrderedDict()
+        )
+        self._cached_rows = 0
+        self._lock = threading.Lock()
+
+    def written(self, passages: list[Passage]) -> None:
+        return None  # the cache notices the meeting's new search_indexed_at
+
+    def search(
+        self, scope: QuerySet[Meeting], filters: Filters, model: str, vector: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
+        meetings = list(
+            filters.meetings(scope)
+            .filter(search_indexed_at__isnull=False)
+            .values_list("id", "search_indexed_at")
+        )
+        blocks = self._blocks(meetings, model)
+        if not blocks:
+            return []
+        ids = np.concatenate([b[0] for b in blocks])
+        scores = np.concatenate([b[1] @ vector for b in blocks])
+        if filters.speaker:
+            keep = set(
+                _allowed_passages(scope, filters, model).values_list("id", flat=True).iterator()
+            )
+            mask = np.fromiter((i in keep for i in ids), bool, len(ids))
+            ids, scores = ids[mask], scores[mask]
+        if len(ids) > k:
+            top = np.argpartition(-scores, k)[:k]
+            ids, scores = ids[top], scores[top]
+        order = np.argsort(-scores, kind="stable")
+        return [(int(ids[i]), float(scores[i])) for i in order]
+
+    def _blocks(self, meetings: list[tuple[object, object]], model: str) -> list[tuple]:
+        blocks: list[tuple] = []
+        missing: dict[str, object] = {}
+        with self._lock:
+            for meeting_id, stamp in meetings:
+                key = (str(meeting_id), model)
+                entry = self._cache.get(key)
+                if entry is not None and entry[0] == stamp:
+                    self._cache.move_to_end(key)
+                    blocks.append(entry[1:])
+                else:
+                    missing[str(meeting_id)] = stamp
+        if missing:
+            blocks.extend(self._load(missing, model))
+        return blocks
+
+    def _load(self, missing: dict[str, object], model: str) -> list[tuple]:
+        rows: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+        found = Passage.objects.filter(meeting_id__in=list(missing), model=model).values_list(
+            "meeting_id", "id", "embedding"
+        )
+        for meeting_id, passage_id, embedding in found.iterator(chunk_size=5000):
+            ids, vectors = rows.setdefault(str(meeting_id), ([], []))
+            ids.append(passage_id)
+            vectors.append(from_bytes(embedding))
+        blocks = []
+        with self._lock:
+            for meeting_id, (ids, vectors) in rows.items():
+                block = (np.array(ids, dtype=np.int64), np.vstack(vectors))
+                blocks.append(block)
+                key = (meeting_id, model)
+                old = self._cache.pop(key, None)
+                if old is not None:
+                    self._cached_rows -= len(old[1])
+                self._cache[key] = (missing[meeting_id], *block)
+                self._cached_rows += len(ids)
+            while self._cached_rows > MAX_CACHED_VECTORS and len(self._cache) > 1:
+                _, evicted = self._cache.popitem(last=False)
+                self._cached_rows -= len(evicted[1])
+        return blocks
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._cached_rows = 0
+
+
+def _literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
+
+
+class PgvectorStore:
+    """Exact pgvector semantics with HNSW where an index exists for the vector size.
+
+    ``hnsw.iterative_scan`` (pgvector 0.8+) keeps scanning the graph until
+    enough rows pass the scope filter, so a small client among many still
+    gets `k` answers.
+    """
+
+    name = "pgvector"
+
+    def written(self, passages: list[Passage]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE meetings_passage SET vec = %s::vector WHERE id = %s",
+                [(_literal(from_bytes(p.embedding)), p.id) for p in passages],
+            )
+
+    def search(
+        self, scope: QuerySet[Meeting], filters: Filters, model: str, vector: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
+        allowed_sql, params = (
+            _allowed_passages(scope, filters, model).order_by().values("id").query.sql_with_params()
+        )
+        dims = len(vector)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cursor.execute(
+                f"SELECT id, 1 - (vec::vector({dims}) <=> %s::vector({dims})) AS cosine "
+                f"FROM meetings_passage WHERE vector_dims(vec) = {dims} AND id IN ({allowed_sql}) "
+                f"ORDER BY vec::vector({dims}) <=> %s::vector({dims}) LIMIT %s",
+                [_literal(vector), *params, _literal(vector), k],
+            )
+            rows = cursor.fetchall()
+        return sorted(((int(i), float(c)) for i, c in rows), key=lambda r: -r[1])
+
+
+@cache
+def _has_pgvector_column(alias: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns "
+            "WHERE table_name = 'meetings_passage' AND column_name = 'vec'"
+        )
+        return cursor.fetchone() is not None
+
+
+_numpy = NumpyStore()
+_pgvector = PgvectorStore()
+
+
+def store() -> VectorStore:
+    """The store for the default database: pgvector where its column exists, else numpy."""
+    if connection.vendor == "postgresql" and _has_pgvector_column(connection.alias):
+        return _pgvector
+    return _numpy
