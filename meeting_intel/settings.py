@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # ServeStatic's configuration checks (its middleware serves /static/ on the event loop).
+    "servestatic",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",

@@ -107,6 +107,11 @@ urlpatterns = [
     ),
     path("admin/search/", admin.site.admin_view(search_pages.staff_search), name="staff-search"),
     path(
+        "admin/usage/",
+        admin.site.admin_view(usage_page.clients_page),
+        name="staff-usage-clients",
+    ),
+    path(
         "admin/usage/<int:client_id>/",
         admin.site.admin_view(usage_page.usage_page),
         name="staff-usage",

@@ -103,6 +103,9 @@ def test_filters_by_meeting_speaker_and_dates(cms):
         api, q="budget", mode="keyword", until=(timezone.now() - timedelta(days=1)).isoformat()
     )
     assert {h["meeting_id"] for h in older["results"]} == {str(planning.id)}
+    # A date for `until` includes its whole day.
+    that_day = search(api, q="budget", mode="keyword", until=planning.created_at.date().isoformat())
+    assert that_day["count"] == 1
 
 
 def test_results_come_in_pages(cms):
@@ -129,6 +132,9 @@ def test_results_come_in_pages(cms):
         ({"q": "budget", "mode": "fuzzy"}, "mode"),
         ({"q": "budget", "since": "yesterday"}, "since"),
         ({"q": "budget", "until": "2025-13-45"}, "until"),
+        ({"q": "budget", "until": "9999-12-31"}, "until"),
+        ({"q": "budget", "since": "0001-01-01T00:00:00+05:00"}, "since"),
+        ({"q": "budget\x00"}, "q"),
         ({"q": "budget", "since": "2025-02-01", "until": "2025-01-01"}, "until"),
         ({"q": "budget", "meeting_id": "not-a-uuid"}, "meeting_id"),
         ({"q": "budget", "page": "0"}, "page"),
