@@ -172,7 +172,7 @@ def storage() -> dict[str, int]:
 
 def indexing_cost() -> dict[str, float]:
     """CPU and wall seconds to index one one-hour meeting (600 segments, 9,000 words) offline."""
-    from jobs.providers.embedding import LocalEmbedder
+    from jobs.providers.local.embeddings import LocalEmbedder
     from meetings.search.passages import PASSAGE_WORDS, Draft
     from tests.fakes.script import DEFAULT_MEETING
 
@@ -200,7 +200,7 @@ def run(meetings: int, per_meeting: int, queries: int) -> Result:
     from django.db import connection
 
     from jobs.models import ApiClient
-    from jobs.providers.embedding import LocalEmbedder
+    from jobs.providers.local.embeddings import LocalEmbedder
     from meetings.models import Meeting
     from meetings.search import hybrid
     from meetings.search.query import Filters

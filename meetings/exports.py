@@ -17,7 +17,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 
 from jobs.models import Job
-from jobs.web.tokens import results_url
+from jobs.tokens import results_url
 from jobs.web.views import viewable_job
 from meeting_intel.lib.media import safe_filename
 from meetings.action_calendar import render_ics

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from jobs.models import AnalysisTemplate, Job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +161,40 @@ def test_admin_shows_what_a_job_was_shaped_with(staff, cms):
     )
     html = staff.get(f"/admin/jobs/job/{job.id}/change/").content.decode()
     assert "Alice Smith" in html and "Kubernetes" in html and "Board" in html
+
+
+def test_staff_reprocess_the_analysis_of_a_clients_jobs_with_another_template(staff, cms):
+    client, _ = cms
+    board = AnalysisTemplate.objects.create(
+        client=client, name="Board", sections=[{"key": "risks", "title": "Risks"}]
+    )
+    AnalysisTemplate.objects.create(client=new_client()[0], name="Theirs")
+    job = make_job(client, status=Job.Status.COMPLETED, transcript_saved_at="2026-01-01T00:00:00Z")
+    chosen = {"action": "reprocess_with_template", "_selected_action": [str(job.id)]}
+    asked = staff.post("/admin/jobs/job/", chosen)
+    html = asked.content.decode()
+    assert asked.status_code == 200 and "Board" in html and "Theirs" not in html
+
+    done = staff.post("/admin/jobs/job/", {**chosen, "apply": "1", "template": str(board.id)})
+    assert done.status_code == 302
+    job.refresh_from_db()
+    assert job.status == Job.Status.PENDING and job.template_name == "Board"
+    assert job.analysis_template["sections"] == [{"key": "risks", "title": "Risks"}]
+    assert job.transcript_saved_at is not None  # the transcript is kept
+
+
+def test_staff_cannot_give_a_job_another_clients_template(staff, cms):
+    client, _ = cms
+    theirs = AnalysisTemplate.objects.create(client=new_client()[0], name="Theirs")
+    job = make_job(client, status=Job.Status.COMPLETED, transcript_saved_at="2026-01-01T00:00:00Z")
+    staff.post(
+        "/admin/jobs/job/",
+        {
+            "action": "reprocess_with_template",
+            "_selected_action": [str(job.id)],
+            "apply": "1",
+            "template": str(theirs.id),
+        },
+    )
+    job.refresh_from_db()
+    assert job.status == Job.Status.COMPLETED and job.analysis_template == {}

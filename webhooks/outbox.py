@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.tokens import results_url
 from jobs.usage import job_usage
-from jobs.web.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
 from webhooks.models import WebhookDelivery

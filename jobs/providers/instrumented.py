@@ -17,8 +17,8 @@ from jobs.providers.base import (
     AudioSource,
     StepOutput,
     Transcriber,
-    Transcript,
 )
+from meetings.transcript import Transcript
 
 T = TypeVar("T")
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.providers.embedding import Embedded
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
@@ -151,3 +153,14 @@ def model() -> MiniLM:
     """The process's one loaded model (loaded on first use, about 90 MB)."""
     with _lock:
         return _model()
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 in this process."""
+
+    def __init__(self) -> None:
+        self._model = model()
+        self.name = f"local:{MODEL_NAME}"
+
+    def embed(self, texts: list[str]) -> Embedded:
+        return Embedded(self._model.embed(texts), self._model.count_tokens(texts))
