@@ -4,16 +4,16 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api import meetings as meeting_api
 from jobs.api import search as search_api
 from jobs.api import templates as templates_api
 from jobs.api import views as job_api
+from jobs.web import meeting_pages as meeting_views
 from jobs.web import search as search_pages
 from jobs.web import usage_page
 from jobs.web import views as job_views
 from meeting_intel.ops import dashboard, health, scrape
-from meetings import api as meeting_api
 from meetings import exports as meeting_exports
-from meetings import views as meeting_views
 from webhooks import api as webhook_api
 
 api_v1 = [
