@@ -13,7 +13,6 @@ from jobs.web import search as search_pages
 from jobs.web import usage_page
 from jobs.web import views as job_views
 from meeting_intel.ops import dashboard, health, scrape
-from meetings import exports as meeting_exports
 from webhooks import api as webhook_api
 
 api_v1 = [
@@ -75,17 +74,17 @@ urlpatterns = [
     path("meetings/<uuid:meeting_id>/search/", search_pages.meeting_search, name="meeting-search"),
     path(
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
-        meeting_exports.transcript_download,
+        meeting_views.transcript_download,
         name="meeting-transcript",
     ),
     path(
         "meetings/<uuid:meeting_id>/report.<str:fmt>",
-        meeting_exports.report_download,
+        meeting_views.report_download,
         name="meeting-report",
     ),
     path(
         "meetings/<uuid:meeting_id>/action-items.ics",
-        meeting_exports.calendar_download,
+        meeting_views.calendar_download,
         name="meeting-action-items",
     ),
     path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),
