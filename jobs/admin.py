@@ -23,7 +23,6 @@ from jobs.tokens import status_url
 from jobs.usage import job_usage
 from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
 from meeting_intel.lib.media import safe_filename
-from webhooks.admin import WebhookDeliveryInline
 
 
 class JobEventInline(admin.TabularInline):
@@ -84,7 +83,8 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         "reprocess_from_transcription",
         "revoke_viewer_links",
     ]
-    inlines = [JobEventInline, WebhookDeliveryInline]
+    # webhooks/admin.py adds the job's webhook deliveries (jobs never imports webhooks).
+    inlines = [JobEventInline]
     permission_codenames = {
         "retry": "retry_job",
         "cancel": "cancel_job",

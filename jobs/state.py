@@ -22,6 +22,7 @@ from jobs.errors import JobLost
 from jobs.failures import public_message
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.signals import job_finished
 from jobs.usage import live_usage
 
 logger = logging.getLogger(__name__)
@@ -163,9 +164,7 @@ def lock_for_write(job: Job, task_id: str | None) -> Job:
 
 
 def fail_job(job: Job, code: str, message: str) -> None:
-    """Fail the job for good and queue its `job.failed` webhook in the same transaction."""
-    from webhooks.outbox import record_job_event
-
+    """Fail the job for good; `job_finished` is sent in the same transaction (its webhook)."""
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status in Job.TERMINAL:
@@ -182,7 +181,7 @@ def fail_job(job: Job, code: str, message: str) -> None:
             lease_task="",
             lease_expires=None,
         )
-        record_job_event(fresh, "job.failed")
+        job_finished.send(sender=Job, job=fresh, event="job.failed")
         release_slot_after_commit(fresh)
 
 

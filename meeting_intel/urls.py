@@ -10,7 +10,7 @@ from jobs.api import views as job_api
 from jobs.web import search as search_pages
 from jobs.web import usage_page
 from jobs.web import views as job_views
-from meeting_intel.ops import dashboard, health, metrics
+from meeting_intel.ops import dashboard, health, scrape
 from meetings import api as meeting_api
 from meetings import exports as meeting_exports
 from meetings import views as meeting_views
@@ -97,7 +97,7 @@ urlpatterns = [
     ),
     path("healthz", job_views.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("metrics", scrape.metrics_view, name="metrics"),
     # Before admin.site.urls, whose catch-all would take "dashboard" for an app label.
     path("admin/dashboard/", admin.site.admin_view(dashboard.dashboard), name="staff-dashboard"),
     path(

@@ -75,6 +75,11 @@ def record_job_event(job: Job, event_type: str) -> WebhookDelivery | None:
     return delivery
 
 
+def on_job_finished(sender: object, job: Job, event: str, **_: object) -> None:
+    """``jobs.signals.job_finished`` receiver: the job's event joins the outbox."""
+    record_job_event(job, event)
+
+
 def _enqueue(delivery_id: int, countdown: float) -> None:
     from webhooks.tasks import deliver
 

@@ -41,6 +41,7 @@ from jobs.pipeline.steps import (
 from jobs.providers import get_transcriber
 from jobs.providers import limits as ratelimit
 from jobs.providers.base import AudioSource
+from jobs.signals import job_finished
 from jobs.state import (
     TRANSCRIPTION_SLOTS,
     claim,
@@ -253,8 +254,6 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
 
 
 def finalize(job: Job, task_id: str) -> float | None:
-    from webhooks.outbox import record_job_event
-
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         meeting = Meeting.objects.get(job=fresh)
@@ -264,7 +263,7 @@ def finalize(job: Job, task_id: str) -> float | None:
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         update_job(fresh, "Notifying", stage=Stage.NOTIFYING)
-        record_job_event(fresh, "job.completed")
+        job_finished.send(sender=Job, job=fresh, event="job.completed")
         degraded = f" (without {', '.join(meeting.degraded)})" if meeting.degraded else ""
         update_job(
             fresh,
