@@ -30,6 +30,7 @@ def main() -> int:
         # Imported once Django is set up by the harness.
         from bench.pipeline_scenarios import cost, latency, throughput
         from bench.recovery import recovery
+        from bench.report_scenario import report_scenario
         from bench.savecost import save_scenario
         from bench.search_scenario import search_scenario
         from bench.web_scenarios import api_load, fanout, upload
@@ -43,7 +44,8 @@ def main() -> int:
             6: api_load,
             7: fanout,
             8: search_scenario,
-            9: recovery,
+            9: report_scenario,
+            10: recovery,
         }
         info = machine(_database())
         for number in wanted:

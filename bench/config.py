@@ -26,9 +26,10 @@ class Sizes:
     s4_segments: tuple[int, ...] = (1_800, 18_000)
     # 5. One large upload.
     s5_bytes: int = 500_000_000
-    # 6. The API under load.
+    # 6. The API under load, against the bare Django floor (alternating rounds).
     s6_clients: int = 100
-    s6_requests_per_client: int = 20
+    s6_seconds: float = 15.0
+    s6_rounds: int = 2
     # 7. Websocket fan-out.
     s7_subscribers: int = 200
     s7_changes: int = 10
@@ -36,9 +37,9 @@ class Sizes:
     s8_meetings: int = 1_000
     s8_segments_per_meeting: int = 600
     s8_queries: int = 60
-    # 9. Recovery: every worker SIGKILLed mid-wait (shipped recovery settings).
-    s9_jobs: int = 40
-    s9_transcription_seconds: float = 20.0
+    # 10. Recovery: every worker SIGKILLed mid-wait (shipped recovery settings).
+    s10_jobs: int = 40
+    s10_transcription_seconds: float = 20.0
 
 
 DEFAULT = Sizes()
@@ -50,13 +51,14 @@ FULL = replace(
     s2_transcription_seconds=30.0,
     s2_llm_seconds=2.0,
     s3_jobs=100,
-    s6_requests_per_client=100,
+    s6_seconds=30.0,
+    s6_rounds=3,
     s7_changes=50,
 )
 
 
 # A smoke-test size (BENCH_QUICK=1): checks every scenario runs, in minutes.
-QUICK = replace(DEFAULT, s1_jobs=40, s2_jobs=4, s3_jobs=6, s9_jobs=8)
+QUICK = replace(DEFAULT, s1_jobs=40, s2_jobs=4, s3_jobs=6, s10_jobs=8)
 
 
 def sizes_from_env() -> Sizes:
@@ -68,6 +70,6 @@ def sizes_from_env() -> Sizes:
 
 
 def scenarios_from_env() -> list[int]:
-    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all nine."""
+    """The scenarios to run: BENCH_ONLY=1,3 runs the first and third; default all ten."""
     only = os.environ.get("BENCH_ONLY", "").strip()
-    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 10))
+    return sorted({int(part) for part in only.split(",")}) if only else list(range(1, 11))

@@ -26,8 +26,10 @@ from tests.support.platform import ROOT, base_env, free_port
 
 VAR = ROOT / "var" / "bench"
 HOOKS = Path(__file__).resolve().parent / "hooks"
-# BENCH_DATABASE names another database to drop and re-create (one you own).
+# BENCH_DATABASE names another database, so two runs on one server do not collide.
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "meeting_intel_bench")
+if not BENCH_DATABASE.replace("_", "").isalnum():
+    raise SystemExit(f"bench: BENCH_DATABASE must be a plain identifier, got {BENCH_DATABASE!r}")
 PLATFORM_REDIS_DB, BASELINE_REDIS_DB = 14, 15
 SECRET_KEY = "bench-secret-key-not-for-production"
 POLL_SECONDS, POLL_MAX_SECONDS = 5, 10
@@ -56,8 +58,6 @@ def prepare_database() -> str:
         )
     import psycopg
 
-    if not BENCH_DATABASE.isidentifier():
-        raise SystemExit(f"bench: BENCH_DATABASE must be a plain name, got {BENCH_DATABASE!r}")
     with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")

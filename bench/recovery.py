@@ -1,4 +1,4 @@
-"""9. Recovery: every worker SIGKILLed while the jobs wait for AssemblyAI, then restarted.
+"""10. Recovery: every worker SIGKILLed while the jobs wait for AssemblyAI, then restarted.
 
 Run with the settings the product ships with for everything recovery depends
 on (visibility timeout, task time limit, JOB_STALE_SECONDS, JOB_LEASE_SECONDS,
@@ -35,14 +35,14 @@ def recovery(h: Harness) -> Result:
     h.services["worker"] = start_platform_workers(env)
     beat = Service("beat", procfile_entries()["beat"], env)
     try:
-        h.set_providers(s.s9_transcription_seconds, 0)
+        h.set_providers(s.s10_transcription_seconds, 0)
         before = len(h.aai.submissions)
-        subs = submit_platform(h, s.s9_jobs, "s9")
+        subs = submit_platform(h, s.s10_jobs, "s10")
         ids = [sub.job_id for sub in subs]
         deadline = time.monotonic() + 120
         while Job.objects.filter(id__in=ids, transcript_external_id="").exists():
             if time.monotonic() > deadline:
-                raise TimeoutError("s9: the jobs were not all submitted to AssemblyAI in 120 s")
+                raise TimeoutError("s10: the jobs were not all submitted to AssemblyAI in 120 s")
             time.sleep(0.2)
         h.worker.kill()
         killed = timezone.now()
@@ -61,7 +61,7 @@ def recovery(h: Harness) -> Result:
     once = sum(1 for row in completions if row["n"] == 1)
     submissions = (len(h.aai.submissions) - before) / len(ids)
     return Result(
-        9,
+        10,
         "Recovery after every worker is SIGKILLed mid-wait",
         [
             Row("seconds until the last job resumed", max(resumed)),
@@ -69,7 +69,7 @@ def recovery(h: Harness) -> Result:
             Row("AssemblyAI submissions per job", submissions),
         ],
         [
-            f"{s.s9_jobs} jobs, transcription {s.s9_transcription_seconds:g} s, no completion "
+            f"{s.s10_jobs} jobs, transcription {s.s10_transcription_seconds:g} s, no completion "
             "callbacks; the workers (prefork and threads) were SIGKILLed once every job had "
             "submitted its audio and restarted at once, beat kept running. Shipped recovery "
             f"settings. Goals: last job resumed within {GOAL_SECONDS} s, every job completed "

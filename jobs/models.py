@@ -13,6 +13,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from jobs.failures import public_error
+
 
 class ApiClient(models.Model):
     """A CMS integration. Its key is shown once; only a SHA-256 hash is stored."""
@@ -63,7 +65,47 @@ class ApiClient(models.Model):
     is_authenticated = True
 
 
+class AnalysisTemplate(models.Model):
+    """What a client asks the analysis for: instructions and extra structured sections.
+
+    Template text is data: it is sent to the model apart from the system
+    prompt and capped in length (see jobs.shaping), never run as code.
+    A job keeps a snapshot of its template (`Job.analysis_template`), so
+    editing or deleting a template never changes a finished meeting.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=100)
+    instructions = models.TextField(blank=True)
+    sections = models.JSONField(default=list, blank=True)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["client", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "name"], name="template_unique_name"),
+            models.UniqueConstraint(
+                fields=["client"],
+                condition=models.Q(is_default=True),
+                name="template_one_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"name": self.name, "instructions": self.instructions, "sections": self.sections}
+
+
 class Job(models.Model):
+    class WebhookPayload(models.TextChoices):
+        FULL = "full"
+        THIN = "thin"
+
     class Status(models.TextChoices):
         PENDING = "pending"
         PROCESSING = "processing"
@@ -101,6 +143,21 @@ class Job(models.Model):
     external_id = models.CharField(max_length=200, blank=True, db_index=True)
     metadata = models.JSONField(default=dict, blank=True)
 
+    # What the analysis is asked for (SPEC "Shaping the analysis").
+    template = models.ForeignKey(
+        AnalysisTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    analysis_template = models.JSONField(
+        default=dict, blank=True, help_text="The template as it was when the job was submitted."
+    )
+    instructions = models.TextField(blank=True)
+    participants = models.JSONField(default=list, blank=True)
+    vocabulary = models.JSONField(default=list, blank=True)
+    summary_language = models.CharField(max_length=16, blank=True)
+    webhook_payload = models.CharField(
+        max_length=8, choices=WebhookPayload.choices, default=WebhookPayload.FULL
+    )
+
     audio = models.FileField(upload_to="audio/%Y/%m/%d/", blank=True)
     audio_url = models.URLField(max_length=2000, blank=True)
     original_filename = models.CharField(max_length=255, blank=True)
@@ -125,10 +182,6 @@ class Job(models.Model):
     # When the job's next step should run: the sweeper sends it again when
     # that time is long past and no step holds the lease (jobs.sweeper).
     due_at = models.DateTimeField(null=True, blank=True)
-    # When the current stage and the current run (submission or restart) began:
-    # the stage and job duration metrics are read from these, not from history.
-    stage_started_at = models.DateTimeField(null=True, blank=True)
-    run_started_at = models.DateTimeField(null=True, blank=True)
 
     # A lease makes each step run once at a time even when Celery delivers a
     # message twice; `lease_task` is the id of the task that holds it.
@@ -185,10 +238,14 @@ class Job(models.Model):
         return self.status in self.TERMINAL
 
     @property
+    def template_name(self) -> str | None:
+        return self.analysis_template.get("name") or None
+
+    @property
     def error(self) -> dict[str, Any] | None:
-        if not self.error_code:
-            return None
-        return {"code": self.error_code, "message": self.error_message}
+        # The message comes from a fixed table; error_message (the exception
+        # text) is for the logs and admin only.
+        return public_error(self.error_code)
 
 
 class JobEvent(models.Model):

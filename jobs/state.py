@@ -1,14 +1,15 @@
-"""Every write to a job's state goes through these functions.
+"""Low-level writes to a job's state: update, touch, claim, release, lock, fail.
 
-Each one records a `JobEvent`, and pushes the new state to websocket
-subscribers only after the transaction commits.
+Every write to a job's row goes through these functions (the business
+actions in ``jobs.actions`` and the pipeline's steps build on them). Each
+one records a `JobEvent`, and pushes the new state to websocket subscribers
+only after the transaction commits.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,15 +18,17 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from jobs.errors import AudioMissing, JobLost
+from jobs.broadcast import broadcast_job, broadcast_status, status_event
+from jobs.errors import JobLost
+from jobs.failures import public_message
 from jobs.leases import lease_seconds
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.signals import job_finished
 from jobs.usage import live_usage
-from jobs.web.broadcast import broadcast_status, status_event
-from meeting_intel.ops import metrics
 
 logger = logging.getLogger(__name__)
+
 
 Status = Job.Status
 Stage = Job.Stage
@@ -43,7 +46,8 @@ STAGE_PROGRESS = {
 }
 
 
-def _event(job: Job, message: str) -> None:
+def record_event(job: Job, message: str) -> None:
+    """Add a line to the job's timeline with its current status, stage and progress."""
     JobEvent.objects.create(
         job=job,
         status=job.status,
@@ -54,7 +58,11 @@ def _event(job: Job, message: str) -> None:
     )
 
 
-def _after_commit_broadcast(job: Job) -> None:
+def broadcast_after_commit(job_id: object) -> None:
+    transaction.on_commit(lambda: broadcast_job(job_id))
+
+
+def broadcast_row_after_commit(job: Job) -> None:
     """Push the row as it is now in memory once the transaction commits (no re-read)."""
     event = status_event(job)
     transaction.on_commit(lambda: broadcast_status(event))
@@ -67,15 +75,14 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
     is conditional: it lands only while that step still holds the job's
     lease and the job is processing, else JobLost is raised and nothing is
     written. One UPDATE and one JobEvent, inside the caller's transaction
-    when there is one. `message` becomes the job's last message and the
-    event's text.
+    when there is one; the broadcast is built from the row in memory.
+    `message` becomes the job's last message and the event's text.
     """
     if "stage" in fields and "progress" not in fields:
         fields["progress"] = max(STAGE_PROGRESS[fields["stage"]], job.progress)
     if message:
         fields["message"] = message[:300]
-    now = fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
-    ended = _durations_ended(job, fields, now)
+    fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
     rows = Job.objects.filter(id=job.id)
     if holder is not None:
         rows = rows.filter(lease_task=holder, status=Status.PROCESSING)
@@ -90,37 +97,9 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
             raise JobLost(str(job.id))
         for name, value in fields.items():
             setattr(job, name, value)
-        _event(job, message or f"{job.status}/{job.stage}")
-        if ended:
-            transaction.on_commit(ended)
-    _after_commit_broadcast(job)
+        record_event(job, message or f"{job.status}/{job.stage}")
+    broadcast_row_after_commit(job)
     return job
-
-
-def _durations_ended(job: Job, fields: dict[str, Any], now: Any) -> Callable[[], None] | None:
-    """What the change ends, from the job's columns: its stage, and maybe its run.
-
-    Sets `stage_started_at` (and `run_started_at` on a restart) in `fields`;
-    returns the observation to make once committed. A change to a job that has
-    already ended (a restart, a note) ends nothing.
-    """
-    if job.status in Job.TERMINAL:
-        if fields.get("status") in Job.ACTIVE:
-            fields["stage_started_at"] = fields["run_started_at"] = now
-        return None
-    terminal = fields.get("status") in Job.TERMINAL
-    if not terminal and fields.get("stage", job.stage) == job.stage:
-        return None
-    fields["stage_started_at"] = now
-    stage, stage_start, run_start = job.stage, job.stage_started_at, job.run_started_at
-    status = fields.get("status")
-
-    def observe() -> None:
-        metrics.observe_stage_ended(stage, stage_start, now)
-        if terminal:
-            metrics.observe_run_ended(status, run_start, now)
-
-    return observe
 
 
 def touch(job: Job, message: str, *, holder: str | None = None, **fields: Any) -> None:
@@ -141,49 +120,7 @@ def touch(job: Job, message: str, *, holder: str | None = None, **fields: Any) -
     job.message = message[:300]
     for name, value in fields.items():
         setattr(job, name, value)
-    _after_commit_broadcast(job)
-
-
-def submit_job(job: Job, *, enqueue: bool = True) -> Job:
-    """Save a new job and enqueue its first step once the row is committed.
-
-    `enqueue=False` is for callers that run the pipeline in-process (the CLI).
-    """
-    job.due_at = job.stage_started_at = job.run_started_at = timezone.now()
-    with transaction.atomic():
-        job.save()
-        _event(job, "Queued")
-        if enqueue:
-            _enqueue_after_commit(job.id)
-    _after_commit_broadcast(job)
-    return job
-
-
-def _enqueue_after_commit(job_id: object) -> None:
-    transaction.on_commit(lambda: enqueue_or_leave_to_sweeper(job_id))
-
-
-def enqueue_or_leave_to_sweeper(job_id: object) -> None:
-    """Enqueue the job's next step; with the broker down, leave it to the sweeper.
-
-    The job is committed (pending, or restarted) before this runs, so a broker
-    outage must not turn an accepted request into a 500: the job is marked as
-    owed an enqueue (`next_attempt_at`, which a pending job otherwise lacks),
-    and the sweeper's next run after the broker is back enqueues it.
-    """
-    from kombu.exceptions import OperationalError
-
-    from jobs.pipeline.runner import enqueue_next
-
-    try:
-        enqueue_next(job_id)
-    except (OperationalError, ConnectionError, TimeoutError, OSError):
-        Job.objects.filter(id=job_id, status=Status.PENDING).update(next_attempt_at=timezone.now())
-        logger.warning(
-            "broker unreachable: job %s is saved and the sweeper will enqueue it",
-            job_id,
-            exc_info=True,
-        )
+    broadcast_row_after_commit(job)
 
 
 def lease_holder(task_id: str, celery_retries: int = 0) -> str:
@@ -244,8 +181,8 @@ def claim(job: Job, holder: str) -> Job | None:
         )
         return None
     if starting:
-        _event(job, job.message)
-        _after_commit_broadcast(job)
+        record_event(job, job.message)
+        broadcast_row_after_commit(job)
     return job
 
 
@@ -289,16 +226,15 @@ def lock_for_write(job: Job, task_id: str | None) -> Job:
 
 
 def fail_job(job: Job, code: str, message: str) -> None:
-    """Fail the job for good and queue its `job.failed` webhook in the same transaction."""
-    from webhooks.outbox import record_job_event
-
+    """Fail the job for good; `job_finished` is sent in the same transaction (its webhook)."""
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status in Job.TERMINAL:
             return
+        logger.warning("job %s failed (%s): %s", fresh.id, code, message)
         update_job(
             fresh,
-            f"Failed: {message}",
+            f"Failed: {public_message(code)}",
             status=Status.FAILED,
             error_code=code,
             error_message=message,
@@ -307,106 +243,9 @@ def fail_job(job: Job, code: str, message: str) -> None:
             lease_task="",
             lease_expires=None,
         )
-        record_job_event(fresh, "job.failed")
-        _release_slot_after_commit(fresh)
+        job_finished.send(sender=Job, job=fresh, event="job.failed")
+        release_slot_after_commit(fresh)
 
 
-def cancel_job(job: Job) -> bool:
-    """Cancel an active job; its running step stops at its next checkpoint."""
-    with transaction.atomic():
-        fresh = Job.objects.select_for_update().get(id=job.id)
-        if fresh.status not in Job.ACTIVE:
-            return False
-        update_job(
-            fresh,
-            "Cancelled",
-            status=Status.CANCELLED,
-            completed_at=timezone.now(),
-            next_attempt_at=None,
-        )
-        _release_slot_after_commit(fresh)
-    return True
-
-
-def _release_slot_after_commit(job: Job) -> None:
+def release_slot_after_commit(job: Job) -> None:
     transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
-
-
-RESTARTABLE = (Status.FAILED, Status.CANCELLED)
-
-
-def retry_job(job: Job) -> bool:
-    """Run a failed or cancelled job again from its last checkpoint."""
-    with transaction.atomic():
-        fresh = Job.objects.select_for_update().get(id=job.id)
-        if fresh.status not in RESTARTABLE:
-            return False
-        _restart(fresh, "Retry requested")
-    return True
-
-
-def reprocess_job(job: Job, start: str) -> bool:
-    """Run a finished job again from `start` ("transcription" or "analysis").
-
-    From analysis keeps the transcript; from transcription submits the audio
-    again (the one case where a job pays for a second transcription). Raises
-    AudioMissing, changing nothing, when transcription would need a recording
-    the server no longer has.
-    """
-    with transaction.atomic():
-        fresh = Job.objects.select_for_update().get(id=job.id)
-        if fresh.status not in (*RESTARTABLE, Status.COMPLETED):
-            return False
-        if start == "analysis" and fresh.transcript_saved_at is None:
-            return False
-        if start == "transcription" and not has_audio(fresh):
-            raise AudioMissing(str(fresh.id))
-        reset: dict[str, Any] = {
-            "analysis_steps_done": [],
-            "analysis_steps_failed": [],
-            "search_index": "",
-        }
-        if start == "transcription":
-            reset.update(
-                transcript_external_id="",
-                transcript_submitted_at=None,
-                transcript_saved_at=None,
-                transcript_polls=0,
-            )
-        _restart(fresh, f"Reprocess from {start} requested", **reset)
-    return True
-
-
-def has_audio(job: Job) -> bool:
-    """Whether the recording can be read again: its file is stored, or its URL can be fetched."""
-    if job.audio:
-        try:
-            return job.audio.storage.exists(job.audio.name)
-        except (OSError, ValueError):
-            return False
-    return bool(job.audio_url)
-
-
-def _restart(job: Job, message: str, **fields: Any) -> None:
-    """Queue the job again. A step of the previous attempt that still holds the
-    lease keeps it: the new attempt starts once that step lets go (it stops at
-    its next fence and hands over, see pipeline.run_step) or its lease expires
-    (the sweeper resumes the job)."""
-    update_job(
-        job,
-        message,
-        status=Status.PENDING,
-        stage=Stage.QUEUED,
-        progress=0,
-        error_code="",
-        error_message="",
-        completed_at=None,
-        next_attempt_at=None,
-        step_retries=0,
-        redeliveries=0,
-        due_at=timezone.now(),
-        results_saved_at=None,
-        attempts=job.attempts + 1,
-        **fields,
-    )
-    _enqueue_after_commit(job.id)

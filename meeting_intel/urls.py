@@ -4,15 +4,15 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api import meetings as meeting_api
 from jobs.api import search as search_api
+from jobs.api import templates as templates_api
 from jobs.api import views as job_api
+from jobs.web import meeting_pages as meeting_views
 from jobs.web import search as search_pages
 from jobs.web import usage_page
 from jobs.web import views as job_views
-from meeting_intel.ops import dashboard, health, metrics
-from meetings import api as meeting_api
-from meetings import exports as meeting_exports
-from meetings import views as meeting_views
+from meeting_intel.ops import dashboard, health, scrape
 from webhooks import api as webhook_api
 
 api_v1 = [
@@ -36,6 +36,10 @@ api_v1 = [
     ),
     path("api/v1/search/", search_api.Search.as_view(), name="api-search"),
     path("api/v1/ask/", search_api.Ask.as_view(), name="api-ask"),
+    path("api/v1/templates/", templates_api.TemplateListCreate.as_view(), name="api-templates"),
+    path(
+        "api/v1/templates/<uuid:pk>/", templates_api.TemplateDetail.as_view(), name="api-template"
+    ),
     path("api/v1/meetings/<uuid:pk>/", meeting_api.MeetingDetail.as_view(), name="api-meeting"),
     path(
         "api/v1/meetings/<uuid:pk>/speakers/<str:label>/",
@@ -70,17 +74,17 @@ urlpatterns = [
     path("meetings/<uuid:meeting_id>/search/", search_pages.meeting_search, name="meeting-search"),
     path(
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
-        meeting_exports.transcript_download,
+        meeting_views.transcript_download,
         name="meeting-transcript",
     ),
     path(
         "meetings/<uuid:meeting_id>/report.<str:fmt>",
-        meeting_exports.report_download,
+        meeting_views.report_download,
         name="meeting-report",
     ),
     path(
         "meetings/<uuid:meeting_id>/action-items.ics",
-        meeting_exports.calendar_download,
+        meeting_views.calendar_download,
         name="meeting-action-items",
     ),
     path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),
@@ -92,7 +96,7 @@ urlpatterns = [
     ),
     path("healthz", job_views.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("metrics", scrape.metrics_view, name="metrics"),
     # Before admin.site.urls, whose catch-all would take "dashboard" for an app label.
     path("admin/dashboard/", admin.site.admin_view(dashboard.dashboard), name="staff-dashboard"),
     path(
@@ -101,6 +105,11 @@ urlpatterns = [
         name="staff-dashboard-live",
     ),
     path("admin/search/", admin.site.admin_view(search_pages.staff_search), name="staff-search"),
+    path(
+        "admin/usage/",
+        admin.site.admin_view(usage_page.clients_page),
+        name="staff-usage-clients",
+    ),
     path(
         "admin/usage/<int:client_id>/",
         admin.site.admin_view(usage_page.usage_page),

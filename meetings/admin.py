@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.serializers import ordered_sections
 
 
 class SpeakerInline(admin.TabularInline):
@@ -49,7 +50,10 @@ class MeetingAdmin(admin.ModelAdmin):
         "created_at",
         "degraded",
         "downloads",
+        "detected_language",
+        "template_sections",
     ]
+    exclude = ["sections", "section_order"]
     inlines = [SpeakerInline, ActionItemInline, DecisionInline, SegmentInline]
 
     @admin.display(description="Downloads")
@@ -64,3 +68,23 @@ class MeetingAdmin(admin.ModelAdmin):
             (reverse("meeting-page", args=[obj.pk]), "Results page"),
         ]
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
+    @admin.display(description="Sections")
+    def template_sections(self, meeting: Meeting) -> str:
+        """The job template's sections, each with its items."""
+        if not meeting.sections:
+            return "—"
+        return format_html_join(
+            "",
+            "<p><strong>{}</strong></p><ul>{}</ul>",
+            (
+                (
+                    section["title"],
+                    format_html_join(
+                        "", "<li>{}</li>", ((item["text"],) for item in section["items"])
+                    )
+                    or format_html("<li>{}</li>", "None recorded."),
+                )
+                for section in ordered_sections(meeting).values()
+            ),
+        )

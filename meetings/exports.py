@@ -11,21 +11,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponse
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_safe
 
-from jobs.models import Job
-from jobs.web.tokens import results_url
-from jobs.web.views import viewable_job
 from meeting_intel.lib.media import safe_filename
 from meetings.action_calendar import render_ics
 from meetings.models import Meeting, Segment
 from meetings.reports.content import Report, build_report
 from meetings.reports.docx_report import render_docx
 from meetings.reports.pdf_report import render_pdf
-from meetings.serializers import with_results
+from meetings.serializers import ordered_sections
 
 
 def _clock(ms: int, separator: str) -> str:
@@ -50,12 +45,25 @@ def _span(segment: Segment) -> tuple[int, int]:
     return segment.start_ms, max(segment.end_ms, segment.start_ms)
 
 
+def _sections_txt(meeting: Meeting) -> list[str]:
+    """The template's sections after the transcript (nothing when the meeting has none)."""
+    lines: list[str] = []
+    for section in ordered_sections(meeting).values():
+        lines += ["", _one_line(section["title"]), ""]
+        for item in section["items"]:
+            at = item["source_start_ms"]
+            stamp = f"[{_short_clock(at)}] " if at is not None else ""
+            lines.append(f"- {stamp}{_one_line(item['text'])}")
+    return lines
+
+
 def render_txt(meeting: Meeting, segments: list[Segment]) -> str:
     lines = [meeting.title or "Transcript", ""]
     for seg in segments:
         lines.append(
             f"[{_short_clock(seg.start_ms)}] {seg.speaker.display_name}: {_one_line(seg.text)}"
         )
+    lines += _sections_txt(meeting)
     return "\n".join(lines) + "\n"
 
 
@@ -102,6 +110,13 @@ def render_md(meeting: Meeting, segments: list[Segment]) -> str:
             f"{_md_escape(_one_line(seg.text))}"
         )
         lines.append("")
+    for section in ordered_sections(meeting).values():
+        lines += [f"## {_md_escape(_one_line(section['title']))}", ""]
+        for item in section["items"]:
+            at = item["source_start_ms"]
+            stamp = f" [{_short_clock(at)}]" if at is not None else ""
+            lines.append(f"- {_md_escape(_one_line(item['text']))}{stamp}")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -135,14 +150,6 @@ def export_response(meeting: Meeting, fmt: str) -> HttpResponse:
     filename = f"{safe_filename(meeting.title, default='transcript')}.{fmt}"
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
-
-
-@require_safe
-def transcript_download(request: HttpRequest, meeting_id: object, fmt: str) -> HttpResponse:
-    """`/meetings/{id}/transcript.{fmt}?token=…`: the export for staff and viewer-token holders."""
-    meeting = get_object_or_404(with_results(Meeting.objects.all()), id=meeting_id)
-    viewable_job(request, meeting.job_id)
-    return export_response(meeting, fmt)
 
 
 @dataclass(frozen=True)
@@ -183,29 +190,12 @@ def report_response(meeting: Meeting, fmt: str) -> HttpResponse:
     )
 
 
-def moment_link(job: Job, meeting_id: object, start_ms: int | None) -> str:
+def moment_link(results_page: str, start_ms: int | None) -> str:
     """The results page at `start_ms` (whole seconds, `#t=`), or at its top for None."""
-    url = results_url(job, meeting_id) or ""
-    return url if start_ms is None else f"{url}#t={max(0, int(start_ms)) // 1000}"
+    return results_page if start_ms is None else f"{results_page}#t={max(0, int(start_ms)) // 1000}"
 
 
-def calendar_response(meeting: Meeting, job: Job) -> HttpResponse:
-    """The meeting's action items as an `.ics` download of VTODOs."""
-    body = render_ics(meeting, lambda ms: moment_link(job, meeting.id, ms))
+def calendar_response(meeting: Meeting, results_page: str) -> HttpResponse:
+    """The meeting's action items as an `.ics` download of VTODOs linking to `results_page`."""
+    body = render_ics(meeting, lambda ms: moment_link(results_page, ms))
     return _download(body, "text/calendar; charset=utf-8", meeting, "action-items", "ics")
-
-
-@require_safe
-def report_download(request: HttpRequest, meeting_id: object, fmt: str) -> HttpResponse:
-    """`/meetings/{id}/report.{docx,pdf}?token=…`: the report for staff and viewer-token holders."""
-    meeting = get_object_or_404(with_results(Meeting.objects.all()), id=meeting_id)
-    viewable_job(request, meeting.job_id)
-    return report_response(meeting, fmt)
-
-
-@require_safe
-def calendar_download(request: HttpRequest, meeting_id: object) -> HttpResponse:
-    """`/meetings/{id}/action-items.ics?token=…`: the to-dos for staff and viewer-token holders."""
-    meeting = get_object_or_404(Meeting.objects.prefetch_related("action_items"), id=meeting_id)
-    job, _ = viewable_job(request, meeting.job_id)
-    return calendar_response(meeting, job)

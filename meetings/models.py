@@ -14,7 +14,16 @@ class Meeting(models.Model):
     title = models.CharField(max_length=300, blank=True)
     language = models.CharField(max_length=16, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
+    detected_language = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="What the transcriber detected when no language was given.",
+    )
     summary = models.TextField(blank=True)
+    # {key: {title, items[{text, source_start_ms}]}}: the job template's sections.
+    sections = models.JSONField(default=dict, blank=True)
+    # The template's order of section keys (PostgreSQL's jsonb does not keep key order).
+    section_order = models.JSONField(default=list, blank=True)
     degraded = models.JSONField(default=list, blank=True)
     transcription_provider = models.CharField(max_length=32, blank=True)
     analysis_provider = models.CharField(max_length=32, blank=True)

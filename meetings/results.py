@@ -9,21 +9,27 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from jobs.models import Job
-from jobs.providers.base import Transcript, Utterance
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.transcript import Transcript, Utterance
 
 
-def save_transcript(job: Job, transcript: Transcript, provider: str) -> Meeting:
-    """Create or refresh the job's meeting with these speaker turns. Call inside a transaction."""
+def save_transcript(job: Any, transcript: Transcript, provider: str) -> Meeting:
+    """Create or refresh the job's meeting with these speaker turns. Call inside a transaction.
+
+    `job` is the ``jobs.Job`` the meeting belongs to (typed loosely: meetings
+    imports no other app); its title, file name and language fill the gaps.
+    """
     meeting, _ = Meeting.objects.update_or_create(
         job=job,
         defaults={
             "title": job.title or job.original_filename or "Untitled meeting",
             "language": transcript.language or job.language,
+            "detected_language": transcript.detected_language,
             "duration_seconds": transcript.duration_seconds,
             "transcription_provider": provider,
             "summary": "",
+            "sections": {},
+            "section_order": [],
             "degraded": [],
             "search_indexed_at": None,
         },
@@ -69,6 +75,27 @@ def _parse_date(value: str | None) -> date | None:
 
 def _non_negative(value: int | None) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
+
+
+def save_section(
+    meeting: Meeting, key: str, title: str, items: list[dict[str, Any]], order: list[str]
+) -> None:
+    """Store one template section's validated items. Call inside a transaction (it locks the row)."""
+    fresh = Meeting.objects.select_for_update().only("sections").get(id=meeting.id)
+    sections = dict(fresh.sections)
+    sections[key] = {
+        "title": title,
+        "items": [
+            {
+                "text": item["text"].strip(),
+                "source_start_ms": _non_negative(item["source_start_ms"]),
+            }
+            for item in items
+            if item["text"].strip()
+        ],
+    }
+    meeting.sections, meeting.section_order = sections, order
+    meeting.save(update_fields=["sections", "section_order", "updated_at"])
 
 
 def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
@@ -64,6 +65,39 @@ class DecisionSerializer(serializers.ModelSerializer):
         fields = ["text", "source_start_ms"]
 
 
+_SECTION_ITEM = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string"},
+        "source_start_ms": {"type": ["integer", "null"], "minimum": 0},
+    },
+    "required": ["text", "source_start_ms"],
+}
+_SECTION = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "items": {"type": "array", "items": _SECTION_ITEM}},
+    "required": ["title", "items"],
+}
+
+
+def ordered_sections(meeting: Meeting) -> dict[str, dict[str, Any]]:
+    """The meeting's sections in its template's order (jsonb keeps no key order)."""
+    sections = meeting.sections or {}
+    order = [k for k in meeting.section_order or [] if k in sections]
+    return {key: sections[key] for key in [*order, *sorted(set(sections) - set(order))]}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": _SECTION})
+class SectionsField(serializers.Field):
+    """`{key: {title, items[{text, source_start_ms}]}}`, one per section of the job's template."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, meeting: Meeting) -> dict[str, Any]:
+        return ordered_sections(meeting)
+
+
 class MeetingSerializer(serializers.ModelSerializer):
     job_id = serializers.UUIDField(read_only=True)
     speakers = SpeakerSerializer(many=True, read_only=True)
@@ -71,6 +105,9 @@ class MeetingSerializer(serializers.ModelSerializer):
     action_items = ActionItemSerializer(many=True, read_only=True)
     decisions = DecisionSerializer(many=True, read_only=True)
     degraded = serializers.ListField(child=serializers.CharField(), read_only=True)
+    sections = SectionsField(
+        help_text="The template's sections: `{key: {title, items[{text, source_start_ms}]}}`."
+    )
 
     class Meta:
         model = Meeting
@@ -79,12 +116,14 @@ class MeetingSerializer(serializers.ModelSerializer):
             "job_id",
             "title",
             "language",
+            "detected_language",
             "duration_seconds",
             "summary",
             "speakers",
             "segments",
             "action_items",
             "decisions",
+            "sections",
             "degraded",
             "transcription_provider",
             "analysis_provider",

@@ -78,6 +78,7 @@ def _reset_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
             elif isinstance(fake, FakeAssemblyAI):
                 fake.utterances, fake.processing_seconds = list(DEFAULT_MEETING), 0.0
                 fake.ms_per_word = 300
+                fake.detected_language = "en"
 
 
 @pytest.fixture

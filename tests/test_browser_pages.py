@@ -16,10 +16,10 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from playwright.sync_api import Page, expect, sync_playwright
 
+from jobs.actions import submit_job
 from jobs.models import Job
-from jobs.pipeline.runner import enqueue_next
-from jobs.state import submit_job
-from jobs.web.tokens import make_viewer_token
+from jobs.pipeline.queue import enqueue_next
+from jobs.tokens import make_viewer_token
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO, wait_for_job
 from tests.fakes.script import CANNED
@@ -288,3 +288,34 @@ def test_the_meeting_page_fits_a_phone_screen(platform, page, api_key):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     box = page.locator("#search").bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+
+
+@pytest.mark.parametrize("form", ["query", "hash"])
+def test_a_time_in_the_url_opens_the_page_at_that_moment(platform, page, api_key, form):
+    job = processed(platform, api_key)
+    page.goto(job["results_url"])
+    start = int(page.locator(".segment").nth(3).get_attribute("data-start"))
+    seconds = start // 1000 + 1
+    suffix = f"&t={seconds}" if form == "query" else f"#t=0:{seconds:02d}"
+    page.goto(job["results_url"] + suffix)
+    page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=15_000)
+    page.wait_for_function(
+        f"Math.abs(document.getElementById('player').currentTime - {seconds}) < 0.5",
+        timeout=10_000,
+    )
+    expect(page.locator(".segment.playing")).to_have_count(1)
+    playing = int(page.locator(".segment.playing").get_attribute("data-start"))
+    assert playing <= seconds * 1000
+
+
+def test_search_by_meaning_lists_moments_that_seek_the_player(platform, page, api_key):
+    job = processed(platform, api_key)
+    page.goto(job["results_url"])
+    page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=15_000)
+    page.fill("#search", "when will the release ship")
+    page.locator("#search-meaning").click()
+    hits = page.locator("#meaning-hits li")
+    expect(hits.first).to_be_visible()
+    expect(page.locator("#search-count")).to_contain_text("by meaning")
+    hits.first.locator("a.moment").click()
+    expect(page.locator(".segment.playing")).to_have_count(1)

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from jobs.budgets import next_month_start
+from jobs.budgets import month_spend, next_month_start
 from jobs.models import IdempotencyKey, Job
 from jobs.state import update_job
 from meeting_intel.lib import pricing
@@ -148,3 +148,19 @@ def test_staff_see_the_budget_on_the_clients_page_and_edit_it_with_change_permis
     assert (
         client.post(url, {"name": api_client.name, "monthly_budget_usd": "-1"}).status_code == 200
     )
+
+
+def test_the_months_spend_adds_ended_running_and_unpriced_old_jobs(priced):
+    client, _ = client_with_api()
+    _spent(client, 1)  # ended: its frozen usage, summed by the database
+    make_job(client, transcription_provider="assemblyai", transcribed_seconds=1800)  # running
+    make_job(  # ended before usage was recorded: priced now
+        client,
+        status=Job.Status.COMPLETED,
+        transcription_provider="assemblyai",
+        transcribed_seconds=900,
+    )
+    other, _ = client_with_api()
+    _spent(other, 7)
+    assert month_spend(client) == Decimal("1.75")
+    assert month_spend(client, datetime(2000, 1, 1, tzinfo=UTC)) == 0

@@ -61,6 +61,22 @@ def test_process_meeting_runs_the_pipeline_without_a_broker(cli_env):
     assert {s["name"] for s in meeting["speakers"]} == {"Alice", "Bob"}
 
 
+def test_process_meeting_takes_participants_and_vocabulary(cli_env, fake_aai):
+    args = ["--participant", "Alice Smith:chair", "--participant", "Bob Jones", "--term", "Stripe"]
+    result = _process([SAMPLE_AUDIO, *args, "--json"], cli_env)
+    assert result.returncode == 0, result.stderr
+    # The canned answer's "Alice" and "Bob" become the participants they mean.
+    names = {s["name"] for s in json.loads(result.stdout)["speakers"]}
+    assert names == {"Alice Smith", "Bob Jones"}
+    assert fake_aai.submissions[-1]["keyterms_prompt"] == ["Stripe", "Alice Smith", "Bob Jones"]
+
+
+def test_process_meeting_refuses_shaping_outside_the_limits(cli_env):
+    result = _process([SAMPLE_AUDIO, "--term", "x" * 61], cli_env)
+    assert result.returncode != 0 and "at most 60 characters" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_process_meeting_fails_clearly_on_a_missing_or_non_audio_file(cli_env, tmp_path):
     missing = _process([str(tmp_path / "nope.wav")], cli_env)
     assert missing.returncode != 0 and "No such file" in missing.stderr

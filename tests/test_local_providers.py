@@ -19,11 +19,12 @@ import pytest
 from jobs.errors import PermanentError, TransientError
 from jobs.providers import analysis_steps as analysis
 from jobs.providers.audio import probe_duration, to_mp3_16k, to_wav16k
-from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.base import AudioSource
 from jobs.providers.local.analysis import SUMMARY_PREFIX, LocalAnalyzer
 from jobs.providers.local.due_dates import find_due_date
 from jobs.providers.local.speaker_turns import label_turns, speech_turns
 from jobs.providers.local.transcription import LocalTranscriber, _read_pcm
+from meetings.transcript import Transcript, Utterance
 from tests.fakes import FakeOpenAI
 from tests.support.media_files import CONTAINERS, make_recording, make_silent_film
 
@@ -99,7 +100,7 @@ def test_silence_is_no_speech(tmp_path: Path) -> None:
 def test_a_language_other_than_english_is_refused() -> None:
     with pytest.raises(PermanentError) as caught:
         LocalTranscriber().submit(AudioSource(path=SAMPLE_WAV, language="de"))
-    assert caught.value.code == "unsupported_language"
+    assert caught.value.code == "language_unsupported"
 
 
 def test_fetch_is_refused_because_submit_is_synchronous() -> None:

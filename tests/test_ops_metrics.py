@@ -13,12 +13,11 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.errors import PermanentError, TransientError
-from jobs.models import Job
-from jobs.providers.base import Transcript
+from jobs.models import Job, JobEvent
 from jobs.providers.instrumented import MeasuredAnalyzer, MeasuredTranscriber
-from jobs.state import submit_job, update_job
 from meeting_intel.devserver import EmbeddedRedis
 from meeting_intel.ops import metrics
+from meetings.transcript import Transcript
 from webhooks.models import WebhookAttempt, WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,63 +100,59 @@ def test_it_still_answers_when_the_broker_is_down() -> None:
     assert value(samples, "meeting_intel_scrape_source_up", source="database") == 1
 
 
-def _aged(job: Job, stage_seconds: float, run_seconds: float | None = None) -> Job:
-    """The job as if its stage (and run) began that many seconds ago."""
-    now = timezone.now()
-    job.stage_started_at = now - timedelta(seconds=stage_seconds)
-    if run_seconds is not None:
-        job.run_started_at = now - timedelta(seconds=run_seconds)
-    Job.objects.filter(id=job.id).update(
-        stage_started_at=job.stage_started_at, run_started_at=job.run_started_at
-    )
-    return job
-
-
-def test_state_changes_move_stage_and_job_duration_histograms() -> None:
-    """Durations come from the job's columns (stage_started_at, run_started_at)."""
+def test_job_events_move_stage_and_job_duration_histograms() -> None:
     before = scrape()
-    job = submit_job(Job(), enqueue=False)
-    update_job(_aged(job, 4, 40), "", status="processing", stage="transcribing")  # queued 4 s
-    update_job(job, "a note in the same stage")
-    update_job(job, "", status="retrying")  # a retry ends no stage
-    update_job(_aged(job, 30, 36), "", status="processing", stage="analyzing")  # transcribing 30 s
-    update_job(_aged(job, 6, 40), "", status="completed", stage="done")  # analyzing 6 s, run 40 s
-    update_job(job, "a note after the end ends nothing")
+    job = Job.objects.create()
+    start = timezone.now() - timedelta(seconds=100)
+
+    def event(status: str, stage: str, seconds: float) -> None:
+        JobEvent.objects.create(
+            job=job, status=status, stage=stage, created_at=start + timedelta(seconds=seconds)
+        )
+
+    event("pending", "queued", 0)
+    event("processing", "transcribing", 4)  # queued for 4 s
+    event("processing", "transcribing", 10)
+    event("retrying", "transcribing", 20)
+    event("processing", "analyzing", 34)  # transcribing for 30 s
+    event("completed", "done", 40)  # analyzing for 6 s, the job took 40 s
+    event("completed", "done", 50)  # a note after the end ends nothing
     after = scrape()
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert moved("meeting_intel_stage_duration_seconds_count", stage="queued") == 1
-    assert moved("meeting_intel_stage_duration_seconds_sum", stage="queued") == pytest.approx(
-        4, abs=1
-    )
+    assert moved("meeting_intel_stage_duration_seconds_sum", stage="queued") == pytest.approx(4)
     assert moved("meeting_intel_stage_duration_seconds_sum", stage="transcribing") == pytest.approx(
-        30, abs=1
+        30
     )
-    assert moved("meeting_intel_stage_duration_seconds_sum", stage="analyzing") == pytest.approx(
-        6, abs=1
-    )
+    assert moved("meeting_intel_stage_duration_seconds_sum", stage="analyzing") == pytest.approx(6)
     assert moved("meeting_intel_job_duration_seconds_count", status="completed") == 1
-    assert moved("meeting_intel_job_duration_seconds_sum", status="completed") == pytest.approx(
-        40, abs=1
-    )
+    assert moved("meeting_intel_job_duration_seconds_sum", status="completed") == pytest.approx(40)
     assert moved("meeting_intel_job_duration_seconds_bucket", status="completed", le="60.0") == 1
     assert moved("meeting_intel_job_duration_seconds_bucket", status="completed", le="30.0") == 0
 
 
 def test_a_restarted_job_is_timed_from_its_restart() -> None:
     before = scrape()
-    job = submit_job(Job(), enqueue=False)
-    update_job(_aged(job, 10, 10), "", status="failed")  # the first run: 10 s
-    update_job(_aged(job, 3600), "restart", status="pending", stage="queued")
-    assert job.run_started_at > timezone.now() - timedelta(seconds=5), "the run restarts now"
-    update_job(_aged(job, 3, 3), "", status="failed")  # the second run: 3 s
+    job = Job.objects.create()
+    start = timezone.now() - timedelta(hours=2)
+    for status, stage, seconds in (
+        ("pending", "queued", 0),
+        ("failed", "transcribing", 10),
+        ("pending", "queued", 3600),
+        ("processing", "transcribing", 3601),
+        ("failed", "transcribing", 3603),
+    ):
+        JobEvent.objects.create(
+            job=job, status=status, stage=stage, created_at=start + timedelta(seconds=seconds)
+        )
     after = scrape()
     moved = value(after, "meeting_intel_job_duration_seconds_sum", status="failed") - value(
         before, "meeting_intel_job_duration_seconds_sum", status="failed"
     )
-    assert moved == pytest.approx(10 + 3, abs=1)
+    assert moved == pytest.approx(10 + 3)
 
 
 class _Transcriber:
@@ -179,7 +174,7 @@ class _Analyzer:
     name = "fakeanalyzer"
     model = "m-1"
 
-    def run(self, step: str, transcript: Transcript) -> object:
+    def run(self, step: str, transcript: Transcript, context: object = None) -> object:
         raise TransientError("provider_unavailable", "503")
 
 

@@ -13,11 +13,9 @@ from django.test import Client
 from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 
-from jobs.web.tokens import make_viewer_token
-from meetings.reports.content import ACTION_ITEM_COLUMNS, build_report
-from meetings.reports.docx_report import render_docx
+from jobs.tokens import make_viewer_token
+from meetings.reports.content import ACTION_ITEM_COLUMNS
 from meetings.reports.pdf_report import FONTS
-from meetings.serializers import with_results
 from tests.support.api_factories import (
     api_for,
     client_with_api,
@@ -137,24 +135,29 @@ def test_the_pdf_report_extracts_with_accents_cjk_and_emoji_drawn_from_embedded_
     assert ord("🚀") in emoji_cmap
 
 
-def test_template_sections_are_in_both_reports_when_the_meeting_has_them(meeting):
-    meeting = with_results(type(meeting).objects.filter(id=meeting.id)).get()
+def test_template_sections_are_in_both_reports_in_the_templates_order(cms, meeting):
+    _, api = cms
     meeting.sections = {
         "risks": {
-            "title": "Risks",
+            "title": "Risques",
             "items": [{"text": "Le fournisseur est en retard", "source_start_ms": 65_000}],
         },
         "broken": "not a section",
         "next": {"title": "Next steps", "items": [{"text": "Relancer", "source_start_ms": None}]},
         "extra": {"title": "Extra", "items": []},
     }
-    meeting.section_order = ["risks", "next", "gone"]
-    report = build_report(meeting)
-    assert [s.title for s in report.sections] == ["Risks", "Next steps", "Extra"]
-    document = _docx(render_docx(report))
+    meeting.section_order = ["next", "risks", "gone"]
+    meeting.save(update_fields=["sections", "section_order"])
+
+    document = _docx(api.get(f"/api/v1/meetings/{meeting.id}/report.docx").content)
     headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
-    assert headings.index("Risks") == headings.index("Summary") + 1
+    assert headings[1:6] == ["Summary", "Next steps", "Risques", "Extra", "Action items"]
     assert "Le fournisseur est en retard (0:01:05)" in [p.text for p in document.paragraphs]
+
+    reader = PdfReader(io.BytesIO(api.get(f"/api/v1/meetings/{meeting.id}/report.pdf").content))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert text.index("Next steps") < text.index("Risques") < text.index("Action items")
+    assert "• Le fournisseur est en retard [0:01:05]" in text
 
 
 def test_another_clients_meeting_report_is_not_found(meeting):

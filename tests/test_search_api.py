@@ -103,6 +103,9 @@ def test_filters_by_meeting_speaker_and_dates(cms):
         api, q="budget", mode="keyword", until=(timezone.now() - timedelta(days=1)).isoformat()
     )
     assert {h["meeting_id"] for h in older["results"]} == {str(planning.id)}
+    # A date for `until` includes its whole day.
+    that_day = search(api, q="budget", mode="keyword", until=planning.created_at.date().isoformat())
+    assert that_day["count"] == 1
 
 
 def test_results_come_in_pages(cms):
@@ -129,6 +132,9 @@ def test_results_come_in_pages(cms):
         ({"q": "budget", "mode": "fuzzy"}, "mode"),
         ({"q": "budget", "since": "yesterday"}, "since"),
         ({"q": "budget", "until": "2025-13-45"}, "until"),
+        ({"q": "budget", "until": "9999-12-31"}, "until"),
+        ({"q": "budget", "since": "0001-01-01T00:00:00+05:00"}, "since"),
+        ({"q": "budget\x00"}, "q"),
         ({"q": "budget", "since": "2025-02-01", "until": "2025-01-01"}, "until"),
         ({"q": "budget", "meeting_id": "not-a-uuid"}, "meeting_id"),
         ({"q": "budget", "page": "0"}, "page"),
@@ -150,3 +156,26 @@ def test_an_unknown_meeting_id_answers_404(cms):
         "/api/v1/search/", {"q": "budget", "meeting_id": "00000000-0000-0000-0000-000000000001"}
     )
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_the_keyword_index_is_in_place_after_every_migration():
+    """A later migration that rebuilds meetings_segment on SQLite would drop the FTS
+    triggers (and on PostgreSQL must keep the generated column): this catches it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'meetings_segment'"
+            )
+            assert {r[0] for r in cursor.fetchall()} == {
+                "meetings_segment_fts_ai",
+                "meetings_segment_fts_ad",
+                "meetings_segment_fts_au",
+            }
+        else:
+            cursor.execute(
+                "SELECT is_generated FROM information_schema.columns "
+                "WHERE table_name = 'meetings_segment' AND column_name = 'search_vector'"
+            )
+            assert cursor.fetchone() == ("ALWAYS",)

@@ -3,19 +3,21 @@ reprocess, and removed with the audio (the transcript stays searchable by keywor
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.management import call_command
 from django.utils import timezone
 
+from jobs.actions import reprocess_job, submit_job
 from jobs.errors import Deferred
 from jobs.models import Job
 from jobs.pipeline.runner import run_inline
-from jobs.providers.embedding import get_embedder
+from jobs.providers import get_embedder
 from jobs.retention import purge_expired_audio
-from jobs.state import reprocess_job, submit_job
 from meetings.models import Meeting, Passage
 from meetings.search import hybrid, keyword
 from meetings.search.query import Filters
@@ -147,3 +149,18 @@ def test_embedding_requests_take_their_share_of_the_global_limiter(provider_sett
     with pytest.raises(Deferred):
         get_embedder().embed([f"text {i}" for i in range(300)])  # two batches, one allowed
     assert len(fake_openai.request_times("embeddings")) == before + 1
+
+
+def test_search_reindex_builds_a_missing_or_degraded_index(scripted, fake_openai):
+    fake_openai.fail(400, times=None, route="embeddings")
+    job = run_job()
+    assert job.meeting.degraded == ["search_index"]
+    fake_openai.clear_faults()
+    out = io.StringIO()
+    call_command("search_reindex", stdout=out)
+    meeting = Meeting.objects.get(id=job.meeting.id)
+    assert meeting.passages.exists() and meeting.degraded == []
+    assert Job.objects.get(id=job.id).search_index == "done"
+    assert "Indexed 1 meetings" in out.getvalue()
+    call_command("search_reindex", stdout=out)  # nothing left without an index
+    assert "Indexed 0 meetings" in out.getvalue()

@@ -13,9 +13,10 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 
+from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline.runner import run_inline
-from jobs.state import submit_job, update_job
+from jobs.state import update_job
 from meeting_intel import env
 from meeting_intel.lib import pricing
 from tests.conftest import SAMPLE_AUDIO
@@ -102,6 +103,9 @@ def test_the_webhook_carries_the_usage(priced):
     job = make_job(client, transcription_provider="assemblyai", transcribed_seconds=60)
     data = json.loads(event_body(job, "job.completed"))["data"]
     assert set(data["usage"]) == USAGE_KEYS and data["usage"]["audio_seconds"] == 60.0
+    job.webhook_payload = Job.WebhookPayload.THIN
+    thin = json.loads(event_body(job, "job.failed"))["data"]
+    assert "meeting" not in thin and thin["usage"] == data["usage"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -216,3 +220,16 @@ def test_the_usage_page_charts_daily_cost_and_jobs_for_permitted_staff(priced, c
     assert '<strong id="usage-total">1.2950 USD</strong>' in html
     assert '<strong id="usage-jobs">3</strong>' in html
     assert client.get(f"/admin/usage/{api_client.pk}/?month=November").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_usage_index_lists_each_clients_month_for_permitted_staff(priced, client):
+    api_client, _ = client_with_api("usage-index-client")
+    make_job(api_client, transcription_provider="assemblyai", transcribed_seconds=3600)
+    client.force_login(_staff("view_job"))
+    assert client.get("/admin/usage/").status_code == 403
+    client.force_login(_staff("view_apiclient", "view_job"))
+    assert 'href="/admin/usage/"' in client.get("/admin/").content.decode()
+    html = client.get("/admin/usage/").content.decode()
+    assert f'<a href="/admin/usage/{api_client.pk}/">usage-index-client</a>' in html
+    assert "<td>0.3700</td>" in html

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.tokens import results_url
 from jobs.usage import job_usage
-from jobs.web.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
 from webhooks.models import WebhookDelivery
@@ -20,20 +20,26 @@ from webhooks.sender import gone_endpoint, gone_note
 
 
 def event_body(job: Job, event_type: str) -> str:
+    """SPEC's body; with `webhook_payload=thin` the meeting is left out (its id and API
+    URL stay), for a CMS that fetches it itself or must keep webhooks small."""
     meeting_id = Meeting.objects.filter(job=job).values_list("id", flat=True).first()
-    payload = {
-        "type": event_type,
-        "timestamp": timezone.now().isoformat(),
-        "data": {
-            "job_id": str(job.id),
-            "status": "completed" if event_type == "job.completed" else "failed",
-            "external_id": job.external_id,
-            "error": job.error if event_type == "job.failed" else None,
-            "results_url": results_url(job, meeting_id),
-            "usage": job_usage(job),
-            "meeting": meeting_data(meeting_id) if meeting_id else None,
-        },
+    data: dict[str, object] = {
+        "job_id": str(job.id),
+        "status": "completed" if event_type == "job.completed" else "failed",
+        "external_id": job.external_id,
+        "error": job.error if event_type == "job.failed" else None,
+        "results_url": results_url(job, meeting_id),
+        "usage": job_usage(job),
     }
+    if job.webhook_payload == Job.WebhookPayload.THIN:
+        data["meeting_id"] = str(meeting_id) if meeting_id else None
+        data["job_url"] = f"{settings.PUBLIC_BASE_URL}/api/v1/jobs/{job.id}/"
+        data["meeting_url"] = (
+            f"{settings.PUBLIC_BASE_URL}/api/v1/meetings/{meeting_id}/" if meeting_id else None
+        )
+    else:
+        data["meeting"] = meeting_data(meeting_id) if meeting_id else None
+    payload = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
     return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
@@ -67,6 +73,11 @@ def record_job_event(job: Job, event_type: str) -> WebhookDelivery | None:
     if first_wait <= settings.MAX_COUNTDOWN_SECONDS:
         transaction.on_commit(lambda: _enqueue(delivery.id, first_wait))
     return delivery
+
+
+def on_job_finished(sender: object, job: Job, event: str, **_: object) -> None:
+    """``jobs.signals.job_finished`` receiver: the job's event joins the outbox."""
+    record_job_event(job, event)
 
 
 def _enqueue(delivery_id: int, countdown: float) -> None:

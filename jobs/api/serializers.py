@@ -11,9 +11,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs import shaping
+from jobs.api.shaping import InstructionsField, ParticipantsField, VocabularyField
 from jobs.models import Job, JobEvent
+from jobs.tokens import results_url, status_url
 from jobs.usage import Usage, job_usage
-from jobs.web.tokens import results_url, status_url
 from meeting_intel.http import strict_json
 from meeting_intel.lib.media import MediaProblem, inspect_upload
 
@@ -69,6 +71,14 @@ class JobSerializer(serializers.ModelSerializer):
     status_url = serializers.SerializerMethodField()
     results_url = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
+    template = serializers.CharField(
+        source="template_name",
+        allow_null=True,
+        read_only=True,
+        help_text="The name of the template the job was analysed with; null: the built-in one.",
+    )
+    participants = ParticipantsField(read_only=True)
+    vocabulary = VocabularyField(read_only=True)
 
     class Meta:
         model = Job
@@ -80,6 +90,13 @@ class JobSerializer(serializers.ModelSerializer):
             "message",
             "title",
             "language",
+            "summary_language",
+            "speakers_expected",
+            "template",
+            "instructions",
+            "participants",
+            "vocabulary",
+            "webhook_payload",
             "external_id",
             "metadata",
             "attempts",
@@ -184,6 +201,43 @@ class JobCreateSerializer(serializers.Serializer):
         help_text=f"A JSON object of at most {METADATA_MAX_BYTES} bytes, returned as given "
         "(a JSON string in multipart forms).",
     )
+    template = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=shaping.TEMPLATE_NAME_MAX,
+        help_text="The id or name of one of your templates; blank: your default template, "
+        "else the built-in analysis. An unknown one answers 400 `template_not_found`.",
+    )
+    instructions = InstructionsField(
+        required=False,
+        help_text=f"Up to {shaping.INSTRUCTIONS_MAX} characters added to the template's "
+        "instructions for this job.",
+    )
+    participants = ParticipantsField(
+        required=False,
+        help_text=f"Up to {shaping.PARTICIPANTS_MAX} `{{name, role?}}` (a JSON string in "
+        "multipart forms). Speaker naming chooses among these names; `speakers_expected` "
+        "defaults to their count.",
+    )
+    vocabulary = VocabularyField(
+        required=False,
+        help_text=f"Up to {shaping.VOCABULARY_MAX} terms of at most {shaping.TERM_MAX} "
+        "characters (a JSON string in multipart forms), passed to the transcriber as hints "
+        "and kept spelled that way by the analysis.",
+    )
+    summary_language = serializers.RegexField(
+        shaping.LANGUAGE_CODE,
+        required=False,
+        allow_blank=True,
+        max_length=16,
+        help_text="BCP 47 code of the summary, sections, action items and decisions; "
+        "blank: the meeting's language.",
+    )
+    webhook_payload = serializers.ChoiceField(
+        choices=Job.WebhookPayload.choices,
+        required=False,
+        help_text="`full`: the meeting inline in the webhook; `thin`: ids, status and URLs only.",
+    )
 
     def _check_scheme(self, value: str) -> str:
         if value and not value.lower().startswith(("http://", "https://")):
@@ -221,6 +275,16 @@ class ReprocessSerializer(serializers.Serializer):
     from_ = serializers.ChoiceField(
         choices=["transcription", "analysis"],
         help_text="`analysis` keeps the transcript; `transcription` transcribes again.",
+    )
+    template = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=shaping.TEMPLATE_NAME_MAX,
+        help_text="Analyse with this template (id or name) from now on; omitted: keep the "
+        "job's template. With `from: analysis` only the analysis runs again.",
+    )
+    instructions = InstructionsField(
+        required=False, help_text="Replace the job's own instructions."
     )
 
     def get_fields(self) -> dict[str, serializers.Field]:

@@ -21,6 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs import shaping
+from jobs.actions import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.api import idempotency
 from jobs.api.auth import client_of
 from jobs.api.serializers import (
@@ -31,10 +33,10 @@ from jobs.api.serializers import (
     JobUrlCreateSerializer,
     ReprocessSerializer,
 )
+from jobs.api.templates import template_or_400
 from jobs.budgets import budget_state
 from jobs.errors import AudioMissing
 from jobs.models import ApiClient, Job
-from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
 from meeting_intel.http.body_limits import FormParser, JSONParser
 from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses
 from meeting_intel.lib.media import MediaInfo, MediaProblem, inspect_upload, safe_filename
@@ -143,8 +145,8 @@ class JobListCreate(generics.GenericAPIView):
         description="Multipart with an `audio` file, or JSON (or a form) with `audio_url`. "
         "The file's content is checked: not audio/video → 415; empty, truncated or "
         "undecodable → 422; over the size limit → 413; past the client's monthly budget → 429 "
-        "`budget_exceeded` with `Retry-After` until the month turns (UTC). "
-        "Nothing is stored for a refused request.",
+        "`budget_exceeded` with `Retry-After` until the month turns (UTC). An unknown "
+        "`template` → 400 `template_not_found`. Nothing is stored for a refused request.",
         request={
             "multipart/form-data": JobCreateSerializer,
             "application/json": JobUrlCreateSerializer,
@@ -168,10 +170,13 @@ class JobListCreate(generics.GenericAPIView):
         _refuse_unsafe_url("audio_url", data.get("audio_url"))
         _refuse_unsafe_url("webhook_url", data.get("webhook_url"))
         client = client_of(request)
+        template_ref = data.pop("template", "")
+        template = template_or_400(client, template_ref)
 
         def create() -> tuple[Job, dict[str, Any]]:
             _refuse_over_budget(client)
             job = Job(client=client, **data)
+            shaping.apply_template(job, template)
             if upload is not None:
                 job.audio = upload
                 job.original_filename = upload.name
@@ -183,7 +188,7 @@ class JobListCreate(generics.GenericAPIView):
         if key is None:
             _, body = create()
             return Response(body, status=status.HTTP_201_CREATED)
-        fingerprint = idempotency.fingerprint(data, upload)
+        fingerprint = idempotency.fingerprint({**data, "template": template_ref}, upload)
         return idempotency.run_once(client, key, fingerprint, create)
 
     @extend_schema(
@@ -312,8 +317,16 @@ class JobReprocess(_JobAction):
     def act(self, request: Request, job: Job) -> bool:
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        wanted = body.validated_data
+        changes: dict[str, Any] = {}
+        if "template" in wanted:
+            shaped = Job()
+            shaping.apply_template(shaped, template_or_400(job.client, wanted["template"]))
+            changes.update(template=shaped.template, analysis_template=shaped.analysis_template)
+        if "instructions" in wanted:
+            changes["instructions"] = wanted["instructions"]
         try:
-            return reprocess_job(job, body.validated_data["from"])
+            return reprocess_job(job, wanted["from"], **changes)
         except AudioMissing:
             raise ApiError(
                 409,

@@ -17,20 +17,23 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
+from jobs import shaping
 from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
 from jobs.models import Job
-from jobs.pipeline import chunking
+from jobs.pipeline import answers, chunking
 from jobs.providers import get_analyzer
-from jobs.providers.analysis_steps import ANALYSIS_STEPS, STEP_LABELS, pending_analysis
-from jobs.providers.base import StepOutput, Transcript, guarded
+from jobs.providers.analysis_steps import job_steps, pending_analysis, section_key, step_label
+from jobs.providers.base import AnalysisContext, StepOutput, guarded
 from jobs.state import fence, lock_for_write, touch, update_job
 from meetings import results as meeting_services
 from meetings.models import Meeting
+from meetings.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +75,11 @@ class _CallGuard:
             connection.close()
 
 
-def _call(analyzer: Any, step: str, chunk: Transcript, guard: _CallGuard) -> StepOutput:
+def _call(
+    analyzer: Any, step: str, chunk: Transcript, shaped: AnalysisContext, guard: _CallGuard
+) -> StepOutput:
     with guarded(guard):
-        return analyzer.run(step, chunk)
+        return analyzer.run(step, chunk, shaped)
 
 
 def analyze(job: Job, task_id: str) -> float | None:
@@ -86,10 +91,12 @@ def analyze(job: Job, task_id: str) -> float | None:
     ANALYSIS_TASK_BUDGET_SECONDS and continues in a fresh task.
     """
     meeting = Meeting.objects.get(job=job)
-    chunks = chunking.split(
-        meeting_services.load_transcript(meeting), settings.ANALYSIS_CHUNK_TOKENS
-    )
-    run = _AnalysisRun(job, task_id, chunks)
+    transcript = meeting_services.load_transcript(meeting)
+    chunks = chunking.split(transcript, settings.ANALYSIS_CHUNK_TOKENS)
+    names = dict(meeting.speakers.values_list("label", "name"))
+    shaped = shaping.context_for(job, meeting.language)
+    context = answers.AnswerContext.of(transcript, names, [p.name for p in shaped.participants])
+    run = _AnalysisRun(job, task_id, chunks, context, shaped)
     run.report()
     run.execute()
     run.reduce_summary()
@@ -104,8 +111,17 @@ class _AnalysisRun:
     calling thread, as each answer lands.
     """
 
-    def __init__(self, job: Job, task_id: str, chunks: list[Transcript]) -> None:
-        self.job, self.task_id, self.chunks = job, task_id, chunks
+    def __init__(
+        self,
+        job: Job,
+        task_id: str,
+        chunks: list[Transcript],
+        context: answers.AnswerContext,
+        shaped: AnalysisContext,
+    ) -> None:
+        self.job, self.task_id, self.chunks, self.context = job, task_id, chunks, context
+        self.shaped = shaped
+        self.steps = job_steps(job)
         self.analyzer = get_analyzer()
         self.deadline = time.monotonic() + settings.ANALYSIS_TASK_BUDGET_SECONDS
         self.transient: dict[str, TransientError] = {}
@@ -134,11 +150,9 @@ class _AnalysisRun:
             )
             message = f"Analyzing chunk {min(finished + 1, len(self.chunks))}/{len(self.chunks)}"
         else:
-            message = (
-                f"Analyzing ({len(ANALYSIS_STEPS) - len(steps)}/{len(ANALYSIS_STEPS)} steps done)"
-            )
-        steps_done = len(ANALYSIS_STEPS) - len(steps)
-        progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(ANALYSIS_STEPS))
+            message = f"Analyzing ({len(self.steps) - len(steps)}/{len(self.steps)} steps done)"
+        steps_done = len(self.steps) - len(steps)
+        progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(self.steps))
         progress = max(self.job.progress, progress)
         if self.reported_at and self.job.stage == Job.Stage.ANALYZING:
             # Progress only: no timeline event, and at most about one write a second.
@@ -164,7 +178,9 @@ class _AnalysisRun:
                 if step not in self.failed:
                     fence(self.job, self.task_id)  # cancelled or handed over: pay nothing more
                     guard = _CallGuard(self.job, self.task_id)
-                    future = pool.submit(_call, self.analyzer, step, self.chunks[index], guard)
+                    future = pool.submit(
+                        _call, self.analyzer, step, self.chunks[index], self.shaped, guard
+                    )
                     futures[future] = (step, index)
                     return
 
@@ -198,16 +214,29 @@ class _AnalysisRun:
             logger.exception("analysis step %s of job %s crashed", step, self.job.id)
             self._fail(step, f"{type(exc).__name__}: {exc}")
         else:
-            self._chunk_done(step, index, output)
+            output = replace(output, data=answers.clean(step, output.data, self.context))
+            self._saving(step, lambda: self._chunk_done(step, index, output))
+
+    def _saving(self, step: str, save: Any) -> None:
+        """Run `save`; an answer the database still refuses degrades its step alone."""
+        try:
+            save()
+        except INFRASTRUCTURE_ERRORS:
+            raise  # an outage: Celery retries the whole step (jobs.tasks)
+        except DatabaseError:
+            logger.exception("the %s answer of job %s could not be saved", step, self.job.id)
+            self._fail(step, "its answer could not be saved")
 
     def _fail(self, step: str, reason: str) -> None:
+        """Degrade `step`; `reason` (exception text) goes to the log, not the timeline."""
+        logger.warning("analysis step %s of job %s degraded: %s", step, self.job.id, reason)
         self.failed.add(step)
         with transaction.atomic():
             fresh = lock_for_write(self.job, self.task_id)
             partials = {k: v for k, v in fresh.analysis_partials.items() if k != step}
             update_job(
                 fresh,
-                f"{STEP_LABELS[step]} unavailable: {reason}",
+                f"{step_label(step)} unavailable: the analysis could not produce it",
                 analysis_steps_failed=[*fresh.analysis_steps_failed, step],
                 analysis_partials=partials,
             )
@@ -227,7 +256,7 @@ class _AnalysisRun:
             complete = all(part is not None for part in parts)
             if complete and (len(parts) == 1 or step != "summary"):
                 data = parts[0] if len(parts) == 1 else chunking.merge(step, parts)
-                self._save_step(fresh, step, data, fields)
+                self._save_step(fresh, step, answers.clean(step, data, self.context), fields)
             else:
                 Job.objects.filter(id=fresh.id).update(**fields)
                 for name, value in fields.items():
@@ -238,7 +267,17 @@ class _AnalysisRun:
 
     def _save_step(self, job: Job, step: str, data: dict[str, Any], fields: dict[str, Any]) -> None:
         meeting = Meeting.objects.get(job=job)
-        meeting_services.save_step(meeting, step, data)
+        key = section_key(step)
+        if key is None:
+            meeting_services.save_step(meeting, step, data)
+        else:
+            meeting_services.save_section(
+                meeting,
+                key,
+                self.shaped.section(key).title,
+                data["items"],
+                [s.key for s in self.shaped.sections],
+            )
         if meeting.analysis_provider != self.analyzer.name:
             meeting.analysis_provider = self.analyzer.name
             meeting.save(update_fields=["analysis_provider", "updated_at"])
@@ -248,9 +287,9 @@ class _AnalysisRun:
         done = [*job.analysis_steps_done, step]
         update_job(
             job,
-            f"{STEP_LABELS[step]} ready",
+            f"{step_label(step)} ready",
             analysis_steps_done=done,
-            progress=max(job.progress, 50 + 35 * len(done) // len(ANALYSIS_STEPS)),
+            progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
             **fields,
         )
 
@@ -267,7 +306,7 @@ class _AnalysisRun:
                     chunking.summaries_as_transcript(texts), settings.ANALYSIS_CHUNK_TOKENS
                 )
                 with guarded(lambda: fence(self.job, self.task_id)):
-                    outputs = [self.analyzer.run("summary", group) for group in groups]
+                    outputs = [self.analyzer.run("summary", group, self.shaped) for group in groups]
                 tokens[0] += sum(o.prompt_tokens for o in outputs)
                 tokens[1] += sum(o.completion_tokens for o in outputs)
                 texts = [o.data["summary"] for o in outputs]
@@ -277,6 +316,9 @@ class _AnalysisRun:
         except PermanentError as exc:
             self._fail("summary", exc.message)
             return
+        self._saving("summary", lambda: self._save_summary(texts[0], tokens))
+
+    def _save_summary(self, summary: str, tokens: list[int]) -> None:
         with transaction.atomic():
             fresh = lock_for_write(self.job, self.task_id)
             fields = {
@@ -284,7 +326,8 @@ class _AnalysisRun:
                 "prompt_tokens": fresh.prompt_tokens + tokens[0],
                 "completion_tokens": fresh.completion_tokens + tokens[1],
             }
-            self._save_step(fresh, "summary", {"summary": texts[0]}, fields)
+            data = answers.clean("summary", {"summary": summary}, self.context)
+            self._save_step(fresh, "summary", data, fields)
         self.job = fresh
 
     def raise_pending_problems(self) -> None:

@@ -17,8 +17,8 @@ from django.db import transaction
 
 from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, TransientError
 from jobs.models import Job
+from jobs.providers import get_embedder
 from jobs.providers.base import guarded
-from jobs.providers.embedding import get_embedder
 from jobs.state import fence, lock_for_write, touch, update_job
 from meetings.models import Meeting
 from meetings.search import passages
@@ -66,7 +66,8 @@ def index(job: Job, task_id: str) -> float | None:
 def _degrade(job: Job, task_id: str, reason: str) -> float:
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
-        update_job(fresh, f"Search index unavailable: {reason}", search_index=FAILED)
+        logger.warning("search index of job %s degraded: %s", job.id, reason)
+        update_job(fresh, "Search index unavailable", search_index=FAILED)
     return 0
 
 

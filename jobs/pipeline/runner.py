@@ -1,13 +1,10 @@
 """The pipeline as checkpointed steps.
 
-A job's next step is derived from its saved checkpoints, never from the
-message that woke the worker, so a retry, a redelivery, a sweep or a
-reprocess all resume at the first step without a saved result:
-
-    transcribe → poll (while the provider works) → index → analyze → finalize
-
-Each step runs under the job's lease (see ``services.claim``), writes its
-checkpoint, and returns how long to wait before the next step. No step waits
+A job's next step is derived from its saved checkpoints (``steps.next_step``),
+so a retry, a redelivery, a sweep or a reprocess all resume at the first
+step without a saved result. Each step runs under the job's lease (see
+``jobs.state.claim``), writes its checkpoint, and returns how long to wait
+before the next step (``jobs.tasks`` queues it). No step waits
 on a provider: a transcription in progress is checked by short poll tasks.
 """
 
@@ -15,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,16 +21,27 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import leases
+from jobs import leases, shaping
 from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
+from jobs.failures import public_message
 from jobs.models import Job
 from jobs.pipeline import download as downloads
 from jobs.pipeline import index as search_index
 from jobs.pipeline.analyze import analyze
+from jobs.pipeline.steps import (
+    ANALYZE,
+    FINALIZE,
+    INDEX,
+    POLL,
+    TRANSCRIBE,
+    backoff_seconds,
+    next_step,
+    poll_delay,
+)
 from jobs.providers import get_transcriber
 from jobs.providers import limits as ratelimit
-from jobs.providers.analysis_steps import pending_analysis
-from jobs.providers.base import AudioSource, Transcript, guarded
+from jobs.providers.base import AudioSource, guarded
+from jobs.signals import job_finished
 from jobs.state import (
     TRANSCRIPTION_SLOTS,
     claim,
@@ -48,39 +55,11 @@ from jobs.state import (
 )
 from meetings import results as meeting_services
 from meetings.models import Meeting
+from meetings.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 
 Status, Stage = Job.Status, Job.Stage
-
-TRANSCRIBE, POLL, INDEX, ANALYZE, FINALIZE = "transcribe", "poll", "index", "analyze", "finalize"
-# Providers whose `submit` returns the finished transcript (no polling).
-SYNCHRONOUS_TRANSCRIBERS = ("openai", "local")
-
-
-def next_step(job: Job) -> str | None:
-    if job.status in Job.TERMINAL:
-        return None
-    if job.transcript_saved_at is None:
-        return POLL if job.transcript_external_id else TRANSCRIBE
-    if not job.search_index:
-        return INDEX
-    if pending_analysis(job):
-        return ANALYZE
-    return FINALIZE
-
-
-def backoff_seconds(retry: int) -> float:
-    """base·2^retry with equal jitter, so retries of many jobs spread out."""
-    delay = settings.JOB_RETRY_BASE_SECONDS * (2**retry)
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
-def poll_delay(polls: int) -> float:
-    return min(
-        settings.TRANSCRIPT_POLL_SECONDS * (1.5 ** min(polls, 20)),
-        settings.TRANSCRIPT_POLL_MAX_SECONDS,
-    )
 
 
 def callback_token(job: Job) -> str:
@@ -179,41 +158,16 @@ def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
         delay = backoff_seconds(job.step_retries)
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
+        logger.info("job %s retries in %.0fs (%s): %s", job.id, delay, exc.code, exc.message)
         update_job(
             job,
-            f"Retrying in {delay:.0f}s: {exc.message}",
+            f"Retrying in {delay:.0f}s: {public_message(exc.code)}",
             status=Status.RETRYING,
             step_retries=job.step_retries + 1,
             attempts=job.attempts + 1,
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
         )
     return delay
-
-
-def enqueue_next(job_id: object, delay: float | None = None) -> None:
-    """Queue the job's next step as a Celery task (after `delay` seconds)."""
-    from jobs.tasks import STEP_TASKS
-
-    job = Job.objects.filter(id=job_id).first()
-    step = next_step(job) if job else None
-    if step is None:
-        return
-    countdown = min(delay or 0, settings.MAX_COUNTDOWN_SECONDS)
-    limits: dict[str, int] = {}
-    if step == TRANSCRIBE and settings.TRANSCRIPTION_PROVIDER in SYNCHRONOUS_TRANSCRIBERS:
-        # The whole transcription happens inside this task: its limits must
-        # outlast the provider's own timeout, or a soft limit would cut a paid
-        # request short and the retry would pay again.
-        limits = {
-            "soft_time_limit": settings.SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT,
-            "time_limit": settings.SYNC_TRANSCRIPTION_TIME_LIMIT,
-        }
-    STEP_TASKS[step].apply_async(
-        args=[str(job_id)],
-        kwargs={"seq": job.transcript_polls} if step == POLL else {},
-        countdown=countdown or None,
-        **limits,
-    )
 
 
 def run_inline(job_id: object, on_change: Callable[[Job], None] | None = None) -> Job:
@@ -247,7 +201,9 @@ def _audio_source(job: Job) -> AudioSource:
     return AudioSource(
         path=path,
         language=job.language,
-        speakers_expected=job.speakers_expected,
+        # Known participants say how many voices to expect unless the client did.
+        speakers_expected=job.speakers_expected or len(job.participants) or None,
+        vocabulary=shaping.hints(job),
         callback_url=callback_url,
         callback_header=header,
     )
@@ -330,13 +286,11 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
 def finalize(job: Job, task_id: str) -> float | None:
     """Save the results and complete the job in one transaction.
 
-    The meeting's `degraded` list, the job's completion and its
-    `job.completed` webhook commit together or not at all. Saving and
-    notifying take milliseconds, so the job goes from analyzing to done in
-    one state change (one UPDATE, one event).
+    The meeting's `degraded` list, the job's completion and `job_finished`
+    (on which the webhooks app writes its outbox row) commit together or not
+    at all. Saving and notifying take milliseconds, so the job goes from
+    analyzing to done in one state change (one UPDATE, one event).
     """
-    from webhooks.outbox import record_job_event
-
     now = timezone.now()
     degraded = [*job.analysis_steps_failed, *search_index.degraded(job)]
     with transaction.atomic():
@@ -354,7 +308,7 @@ def finalize(job: Job, task_id: str) -> float | None:
             error_code="",
             error_message="",
         )
-        record_job_event(job, "job.completed")
+        job_finished.send(sender=Job, job=job, event="job.completed")
     return None
 
 

@@ -17,7 +17,8 @@ from assemblyai import api as aai_api
 from django.conf import settings
 
 from jobs.errors import PermanentError, TransientError
-from jobs.providers.base import AudioSource, Transcript, Utterance, before_paid_request
+from jobs.providers.base import AudioSource, before_paid_request
+from meetings.transcript import Transcript, Utterance
 
 T = TypeVar("T")
 
@@ -74,6 +75,11 @@ class AssemblyAITranscriber:
     def submit(self, audio: AudioSource) -> str:
         """Upload the audio and create a transcript with speaker labels; return its id.
 
+        Without a language, AssemblyAI's language detection is asked for (the
+        detected code comes back on the transcript). `audio.vocabulary` is
+        sent as `keyterms_prompt`, the SDK's current hint (its older
+        `word_boost` is not supported by the newer speech models).
+
         Does not wait. When `audio.callback_url` is set, AssemblyAI POSTs
         {"transcript_id", "status"} there, with `audio.callback_header`.
         """
@@ -87,6 +93,7 @@ class AssemblyAITranscriber:
             speakers_expected=audio.speakers_expected,
             language_code=audio.language or None,
             language_detection=None if audio.language else True,
+            keyterms_prompt=list(audio.vocabulary) or None,
             webhook_url=audio.callback_url or None,
             webhook_auth_header_name=audio.callback_header[0] if audio.callback_header else None,
             webhook_auth_header_value=audio.callback_header[1] if audio.callback_header else None,
@@ -123,4 +130,10 @@ class AssemblyAITranscriber:
             raise PermanentError("no_speech", "The recording contains no recognisable speech")
         language = str(getattr(got.language_code, "value", got.language_code) or "")
         duration = float(got.audio_duration) if got.audio_duration else None
-        return Transcript(utterances=utterances, language=language, duration_seconds=duration)
+        detected = language if got.language_detection else ""
+        return Transcript(
+            utterances=utterances,
+            language=language,
+            duration_seconds=duration,
+            detected_language=detected,
+        )

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from meetings.transcript import Transcript
+
 _paid_request_guard: ContextVar[Callable[[], None] | None] = ContextVar(
     "paid_request_guard", default=None
 )
@@ -36,31 +38,51 @@ def guarded(guard: Callable[[], None]) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Utterance:
-    speaker: str
-    start_ms: int
-    end_ms: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Transcript:
-    utterances: list[Utterance]
-    language: str = ""
-    duration_seconds: float | None = None
-
-    def as_prompt(self) -> str:
-        """One line per turn, with the start time the model cites back."""
-        return "\n".join(f"[{u.start_ms}] {u.speaker}: {u.text}" for u in self.utterances)
-
-
-@dataclass(frozen=True)
 class AudioSource:
     path: Path
     language: str = ""
     speakers_expected: int | None = None
+    # Names and terms to spell this way (AssemblyAI keyterms, Whisper's prompt).
+    vocabulary: tuple[str, ...] = ()
     callback_url: str = ""
     callback_header: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Participant:
+    name: str
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One extra structured result a template asks for."""
+
+    key: str
+    title: str
+    instructions: str = ""
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What the client shaped about a job's analysis (SPEC "Shaping the analysis").
+
+    Everything here is data from the client: providers pass it to the model
+    apart from their own instructions, never as instructions of their own.
+    """
+
+    instructions: str = ""
+    sections: tuple[Section, ...] = ()
+    participants: tuple[Participant, ...] = ()
+    vocabulary: tuple[str, ...] = ()
+    # BCP 47 code of the language to write in; blank: the transcript's.
+    output_language: str = ""
+
+    def section(self, key: str) -> Section:
+        return next(s for s in self.sections if s.key == key)
+
+
+NO_CONTEXT = AnalysisContext()
 
 
 @dataclass
@@ -91,4 +113,6 @@ class Analyzer(Protocol):
 
     name: str
 
-    def run(self, step: str, transcript: Transcript) -> StepOutput: ...
+    def run(
+        self, step: str, transcript: Transcript, context: AnalysisContext = NO_CONTEXT
+    ) -> StepOutput: ...

@@ -10,9 +10,27 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from jobs.providers.base import Analyzer, AudioSource, StepOutput, Transcriber, Transcript
+from jobs.errors import PermanentError, TransientError
+from jobs.providers.base import (
+    NO_CONTEXT,
+    AnalysisContext,
+    Analyzer,
+    AudioSource,
+    StepOutput,
+    Transcriber,
+)
+from meetings.transcript import Transcript
 
 T = TypeVar("T")
+
+
+def error_kind(error: BaseException) -> str:
+    """How a failed call is counted: transient (retried), permanent, or unexpected."""
+    if isinstance(error, TransientError):
+        return "transient"
+    if isinstance(error, PermanentError):
+        return "permanent"
+    return "unexpected"
 
 
 class _Measured:
@@ -33,7 +51,9 @@ class _Measured:
         try:
             result = call()
         except Exception as exc:
-            observe_provider_call(self.name, operation, time.perf_counter() - started, exc)
+            observe_provider_call(
+                self.name, operation, time.perf_counter() - started, error_kind(exc)
+            )
             raise
         observe_provider_call(self.name, operation, time.perf_counter() - started, None)
         return result
@@ -50,10 +70,14 @@ class MeasuredTranscriber(_Measured):
 
 
 class MeasuredAnalyzer(_Measured):
-    """`operation` is the analysis step (summary, action_items, ...)."""
+    """`operation` is the analysis step (summary, action_items, ...; every template
+    section counts as "section", so clients' keys never become metric labels)."""
 
-    def run(self, step: str, transcript: Transcript) -> StepOutput:
-        return self._measure(step, lambda: self._inner.run(step, transcript))
+    def run(
+        self, step: str, transcript: Transcript, context: AnalysisContext = NO_CONTEXT
+    ) -> StepOutput:
+        operation = "section" if step.startswith("section:") else step
+        return self._measure(operation, lambda: self._inner.run(step, transcript, context))
 
 
 def measured_transcriber(inner: Transcriber) -> Transcriber:

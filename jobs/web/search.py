@@ -51,7 +51,9 @@ class SearchForm(forms.Form):
             if not day:
                 return None
             start = datetime.combine(day, time.min, tzinfo=UTC)
-            return start + timedelta(days=1) if next_day else start
+            if next_day:
+                return start + timedelta(days=1) if day < date.max else None
+            return start
 
         return Filters(
             meeting_ids=(str(data["meeting"]),) if data.get("meeting") else (),

@@ -18,13 +18,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from jobs.actions import reprocess_job, retry_job
+from jobs.broadcast import status_message
 from jobs.errors import AudioMissing
+from jobs.failures import public_message
 from jobs.models import Job
-from jobs.pipeline.runner import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
-from jobs.state import reprocess_job, retry_job
+from jobs.pipeline.queue import enqueue_next
+from jobs.pipeline.runner import CALLBACK_HEADER, callback_token
+from jobs.pipeline.steps import POLL, next_step
+from jobs.tokens import make_viewer_token, token_allows
 from jobs.web.access import can_view, is_staff
-from jobs.web.broadcast import status_message
-from jobs.web.tokens import make_viewer_token, token_allows
 from meeting_intel.lib.admin_permissions import permission_label, refusal
 
 logger = logging.getLogger(__name__)
@@ -49,25 +52,10 @@ STATUS_LABELS = {
 }
 STAGE_LABELS = {stage.value: stage.label for stage in Job.Stage}
 
-# What a failure code means, for someone who has never seen a stack trace.
-FAILURE_EXPLANATIONS = {
-    "provider_unavailable": "The transcription or analysis service was down and stayed down after several tries.",
-    "provider_unreachable": "The transcription or analysis service could not be reached after several tries.",
-    "provider_timeout": "The transcription or analysis service kept taking too long to answer.",
-    "provider_rate_limited": "The transcription or analysis service was too busy to take the recording.",
-    "provider_auth": "The service refused the platform's credentials; an administrator needs to fix the setup.",
-    "audio_rejected": "The transcription service could not use this file as audio.",
-    "unsupported_media": "The file is not a recording we can play: check that it has an audio track.",
-    "no_speech": "No speech was found in the recording.",
-    "no_audio": "The job has no recording attached.",
-    "audio_missing": "The recording's file is no longer on the server.",
-    "redelivery_limit": "Processing kept stopping part-way, so it was stopped for good.",
-}
 NO_AUDIO_TO_TRANSCRIBE = (
     "The recording is no longer on the server, so the job cannot be transcribed again; "
     "reprocess from analysis instead."
 )
-DEFAULT_EXPLANATION = "Something went wrong on our side while processing the recording."
 _CHUNK = re.compile(r"chunk (\d+)\s*/\s*(\d+)", re.IGNORECASE)
 
 
@@ -100,7 +88,7 @@ def viewable_job(request: HttpRequest, job_id: object) -> tuple[Job, str]:
 
 
 def failure_explanation(code: str) -> str:
-    return FAILURE_EXPLANATIONS.get(code, DEFAULT_EXPLANATION)
+    return public_message(code)
 
 
 def chunk_progress(message: str) -> tuple[int, int] | None:

@@ -6,9 +6,8 @@ Connected once per process by ``meeting_intel.apps.OpsConfig.ready``:
 - Each task binds ``task_id``, ``task`` and, for job tasks, ``job_id`` with the
   job's stage and attempt (one query) to every line it logs.
 - Each web request on a job's URL binds its ``job_id``.
-- Every ``JobEvent`` (written for every job transition) is logged once committed
-  and moves the log context's stage. (The stage and job duration histograms are
-  fed by jobs.state from the job's own columns, with no history query.)
+- Every ``JobEvent`` (written for every job transition) is logged once committed,
+  moves the log context's stage, and feeds the stage and job duration histograms.
 - Every ``WebhookAttempt`` counts towards webhook attempts by outcome.
 - A worker started with ``WORKER_METRICS_PORT`` serves this host's metrics.
 """
@@ -36,6 +35,7 @@ transitions = logging.getLogger("jobs.events")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 _task_tokens: dict[str, Any] = {}
+HISTORY_LIMIT = 200
 
 
 def connect() -> None:
@@ -224,7 +224,7 @@ def _job_event_committed(
     message: str,
     created_at: Any,
 ) -> None:
-    from jobs.models import Job
+    from jobs.models import Job, JobEvent
 
     level = logging.WARNING if status in (Job.Status.FAILED, Job.Status.RETRYING) else logging.INFO
     transitions.log(
@@ -244,6 +244,15 @@ def _job_event_committed(
             "progress": progress,
         },
     )
+    try:
+        history = list(
+            JobEvent.objects.filter(job_id=job_id, id__lt=event_id)
+            .order_by("-id")
+            .values_list("status", "stage", "created_at")[:HISTORY_LIMIT]
+        )
+        metrics.observe_transition(history, status, stage, created_at, terminal=Job.TERMINAL)
+    except Exception:
+        logger.warning("metrics: could not observe the transition of job %s", job_id, exc_info=True)
 
 
 def _webhook_attempt_saved(

@@ -49,7 +49,6 @@
 
   function renderError(error) {
     $("job-error-explanation").textContent = error.explanation || "";
-    $("job-error-detail").textContent = error.message || "";
     $("job-error-code").textContent = error.code || "";
   }
 

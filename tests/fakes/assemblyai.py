@@ -87,7 +87,8 @@ class FakeAssemblyAI(FakeServer):
 
     Attributes that tests may change at any time (read at each submission):
     ``api_key``, ``utterances`` (the ``(speaker, text)`` script),
-    ``processing_seconds``, ``ms_per_word``, ``gap_ms``, ``send_callbacks``.
+    ``processing_seconds``, ``ms_per_word``, ``gap_ms``, ``send_callbacks``,
+    ``detected_language``.
     """
 
     def __init__(
@@ -107,6 +108,8 @@ class FakeAssemblyAI(FakeServer):
         self.send_callbacks = send_callbacks
         self.ms_per_word = ms_per_word
         self.gap_ms = gap_ms
+        # The language a submission with ``language_detection`` is found to be in.
+        self.detected_language = "en"
         self._uploads: dict[str, bytes] = {}
         self._submissions: list[dict[str, Any]] = []
         self._transcripts: dict[str, _Transcript] = {}
@@ -205,7 +208,7 @@ class FakeAssemblyAI(FakeServer):
         common = {key: value for key, value in body.items() if key != "webhook_auth_header_value"}
         common.update(id=str(uuid.uuid4()), webhook_auth=bool(body.get("webhook_auth_header_name")))
         if body.get("language_detection"):
-            common.update(language_code="en", language_confidence=0.98)
+            common.update(language_code=self.detected_language, language_confidence=0.98)
         else:
             common.setdefault("language_code", "en_us")
         with self._lock:

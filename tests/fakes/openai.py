@@ -94,6 +94,7 @@ class FakeOpenAI(FakeServer):
         self.ms_per_word = ms_per_word
         self.gap_ms = gap_ms
         self._corruptions: dict[str, _Corruption] = {}
+        self._transcription_forms: list[dict[str, list[str]]] = []
         self._add_route("chat", "POST", r"/v1/chat/completions", self._chat)
         self._add_route("transcription", "POST", r"/v1/audio/transcriptions", self._transcription)
         self._add_route("embeddings", "POST", r"/v1/embeddings", self._embeddings)
@@ -115,6 +116,23 @@ class FakeOpenAI(FakeServer):
         super().clear_faults()
         with self._lock:
             self._corruptions.clear()
+
+    # -- inspection --------------------------------------------------------------------
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of every chat completion request received, in order."""
+        return [
+            r.json
+            for r in self.requests
+            if r.path.endswith("/chat/completions") and isinstance(r.json, dict)
+        ]
+
+    @property
+    def transcription_forms(self) -> list[dict[str, list[str]]]:
+        """The form fields (all but ``file``) of every transcription request, in order."""
+        with self._lock:
+            return [dict(form) for form in self._transcription_forms]
 
     # -- FakeServer hooks ------------------------------------------------------------
 
@@ -239,6 +257,8 @@ class FakeOpenAI(FakeServer):
 
     def _transcription(self, request: Request) -> Reply:
         form = _parse_multipart(request.headers.get("content-type", ""), request.body)
+        with self._lock:
+            self._transcription_forms.append({k: v for k, v in form.items() if k != "file"})
         if not form.get("file") or not form.get("model"):
             return self._error(400, "'file' and 'model' are required.")
         response_format = form.get("response_format", ["json"])[0]

@@ -26,6 +26,15 @@ clean text; the meeting's analysis provider ("local") says where they came from.
 - decisions: "we decided", "we agreed", "agreed", "let's go with", "the
   decision is", "we'll go with"; a bare "Agreed." adopts the previous
   speaker's last sentence.
+- sections (a template's): the sentences sharing a content word (by its
+  first five letters, so "risk" finds "risky") with the section's title or
+  instructions, at most SECTION_ITEMS of them.
+Shaping (SPEC "Shaping the analysis"): with known participants, a name found
+in the transcript counts only when it is one of theirs (a first name picks
+the one participant it belongs to), and owners are given as listed; terms of
+the vocabulary are re-spelled as listed in every text. Output in a language
+other than English is refused with PermanentError("language_unsupported"),
+so those steps degrade instead of answering in the wrong language.
 Limits: English only; names need capital letters (engines that emit lower
 case get none); no coreference ("she will", "they'll" have no owner).
 """
@@ -41,12 +50,14 @@ from typing import Any
 
 from jobs.errors import PermanentError
 from jobs.providers import analysis_steps as analysis
-from jobs.providers.base import StepOutput, Transcript
+from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput
 from jobs.providers.local.due_dates import MONTHS, WEEKDAYS, find_due_date
+from meetings.transcript import Transcript
 
 NOTES = ["offline analyzer"]
 SUMMARY_PREFIX = "[Offline summary]"
 SUMMARY_SENTENCES = 3
+SECTION_ITEMS = 10
 
 # Capitalised words that start sentences or follow "I'm" but are not names.
 _COMMON_WORDS = [
@@ -121,25 +132,63 @@ class LocalAnalyzer:
         """`today` anchors relative due dates ("by Friday"); the server's date by default."""
         self._today = today
 
-    def run(self, step: str, transcript: Transcript) -> StepOutput:
-        """One step's validated answer, computed from the transcript alone."""
+    def run(
+        self, step: str, transcript: Transcript, context: AnalysisContext = NO_CONTEXT
+    ) -> StepOutput:
+        """One step's validated answer, computed from the transcript and the client's shaping."""
         handlers = {
             "speaker_names": self._speaker_names,
             "summary": self._summary,
             "action_items": self._action_items,
             "decisions": self._decisions,
         }
-        if step not in analysis.STEPS or step not in handlers:
+        key = analysis.section_key(step)
+        if key is None and step not in handlers:
             raise PermanentError("analysis_unknown_step", f"No offline rules for step {step!r}")
-        data = handlers[step](transcript)
-        return StepOutput(data=analysis.validate(step, data), notes=list(NOTES))
+        language = context.output_language.lower()
+        if step != "speaker_names" and language and not language.startswith("en"):
+            raise PermanentError(
+                "language_unsupported",
+                f"The offline analyzer writes English only, not {context.output_language!r}",
+            )
+        if key is not None:
+            data = self._section(transcript, context.section(key).title, context)
+        else:
+            data = handlers[step](transcript, context)
+        data = _respell(data, context.vocabulary)
+        return StepOutput(data=analysis.validate(step, data, context), notes=list(NOTES))
 
-    def _speaker_names(self, transcript: Transcript) -> dict[str, Any]:
+    def _names(self, transcript: Transcript, context: AnalysisContext) -> dict[str, str]:
+        """speaker_names, kept to the known participants when there are any."""
         names = speaker_names(transcript)
+        participants = [p.name for p in context.participants]
+        if not participants:
+            return names
+        matched = {
+            label: analysis.match_participant(name, participants) for label, name in names.items()
+        }
+        return {label: name for label, name in matched.items() if name}
+
+    def _section(
+        self, transcript: Transcript, title: str, context: AnalysisContext
+    ) -> dict[str, Any]:
+        instructions = next(s.instructions for s in context.sections if s.title == title)
+        wanted = {w[:5] for w in _content_words(f"{title} {instructions}")}
+        wanted |= {w for w in _WORD.findall(title.lower()) if len(w) > 2}
+        items = []
+        for sentence in _sentences(transcript):
+            if {w[:5] for w in _WORD.findall(sentence.text.lower())} & wanted:
+                items.append({"text": _clean(sentence.text), "source_start_ms": sentence.start_ms})
+            if len(items) == SECTION_ITEMS:
+                break
+        return {"items": items}
+
+    def _speaker_names(self, transcript: Transcript, context: AnalysisContext) -> dict[str, Any]:
+        names = self._names(transcript, context)
         labels = dict.fromkeys(u.speaker for u in transcript.utterances)
         return {"speakers": [{"label": label, "name": names.get(label)} for label in labels]}
 
-    def _summary(self, transcript: Transcript) -> dict[str, Any]:
+    def _summary(self, transcript: Transcript, context: AnalysisContext) -> dict[str, Any]:
         sentences = _sentences(transcript)
         frequency = Counter(w for s in sentences for w in _content_words(s.text))
         top = max(frequency.values(), default=1)
@@ -158,7 +207,7 @@ class LocalAnalyzer:
             if all(_overlap(sentences[i].text, sentences[j].text) < 0.5 for j in chosen):
                 chosen.append(i)
         chosen.sort()
-        names = speaker_names(transcript)
+        names = self._names(transcript, context)
         parts = [
             f"{names.get(sentences[i].speaker, sentences[i].speaker)}: {sentences[i].text}"
             for i in chosen
@@ -167,8 +216,9 @@ class LocalAnalyzer:
             "summary": " ".join([SUMMARY_PREFIX, *(parts or ["Nothing substantive was said."])])
         }
 
-    def _action_items(self, transcript: Transcript) -> dict[str, Any]:
-        names = speaker_names(transcript)
+    def _action_items(self, transcript: Transcript, context: AnalysisContext) -> dict[str, Any]:
+        names = self._names(transcript, context)
+        participants = [p.name for p in context.participants]
         today = self._today or date.today()
         items: list[dict[str, Any]] = []
         for sentence in _sentences(transcript):
@@ -176,6 +226,7 @@ class LocalAnalyzer:
             if found is None:
                 continue
             text, owner = found
+            owner = (analysis.match_participant(owner, participants) or owner) if owner else owner
             due = find_due_date(sentence.text, today)
             item = {
                 "text": text,
@@ -188,7 +239,7 @@ class LocalAnalyzer:
                 items.append(item)
         return {"action_items": items}
 
-    def _decisions(self, transcript: Transcript) -> dict[str, Any]:
+    def _decisions(self, transcript: Transcript, context: AnalysisContext) -> dict[str, Any]:
         sentences = _sentences(transcript)
         decisions: list[dict[str, Any]] = []
         for position, sentence in enumerate(sentences):
@@ -243,6 +294,23 @@ def speaker_names(transcript: Transcript) -> dict[str, str]:
     # A name two labels claim belongs to neither with any certainty.
     counts = Counter(names.values())
     return {label: name for label, name in names.items() if counts[name] == 1}
+
+
+def _respell(data: Any, vocabulary: tuple[str, ...]) -> Any:
+    """`data` with every vocabulary term spelled as listed (whole words, any case)."""
+    if not vocabulary:
+        return data
+    if isinstance(data, dict):
+        return {
+            k: v if k in ("label", "name", "due_date") else _respell(v, vocabulary)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_respell(item, vocabulary) for item in data]
+    if isinstance(data, str):
+        for term in vocabulary:
+            data = re.sub(rf"(?<!\w){re.escape(term)}(?!\w)", term, data, flags=re.IGNORECASE)
+    return data
 
 
 def _add(evidence: dict[str, set[str]], label: str, name: str) -> None:

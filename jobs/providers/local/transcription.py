@@ -13,9 +13,12 @@ Vosk, moonshine and the other Whisper packages fetch their models at run time.
 Contract. `submit` decodes the upload in-process (audio.py), recognises it and returns
 the finished Transcript in the same call (it never returns an id), so `fetch`
 refuses with PermanentError("not_async"). Errors: PermanentError
-"unsupported_language" (the model is English only, so any other requested
-language is refused rather than transcribed into nonsense), "no_speech" (no
-word recognised), and audio.py's conversion errors.
+"language_unsupported" (the model is English only, so any other requested
+language is refused rather than transcribed into nonsense; a multilingual
+model such as faster-whisper's `small` or `medium` would be needed, see the
+README), "no_speech" (no word recognised), and audio.py's conversion errors.
+`audio.vocabulary` is passed to Whisper as `hotwords`, which biases
+decoding towards those spellings.
 
 Limits. English only. Roughly 12x faster than real time on 2 cores: an hour
 of audio holds a worker for about five minutes. Memory: ~300 MB for the model
@@ -41,8 +44,9 @@ from faster_whisper import WhisperModel
 
 from jobs.errors import PermanentError
 from jobs.providers.audio import to_wav16k
-from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.base import AudioSource
 from jobs.providers.local.speaker_turns import SAMPLE_RATE, Turn, label_turns, speech_turns
+from meetings.transcript import Transcript, Utterance
 
 # Recognise at most five minutes at a time, cut at pauses (see _batches), with
 # a little audio either side so no word is clipped at a turn's edge.
@@ -63,8 +67,10 @@ class LocalTranscriber:
         """Transcribe `audio.path` now and return the speaker-labelled Transcript."""
         if audio.language and not audio.language.lower().startswith("en"):
             raise PermanentError(
-                "unsupported_language",
-                f"The offline transcriber understands English only, not {audio.language!r}",
+                "language_unsupported",
+                f"The offline transcriber (Whisper tiny.en) understands English only, not "
+                f"{audio.language!r}; send the job to AssemblyAI or OpenAI, or leave the "
+                "language blank for English",
             )
         with tempfile.TemporaryDirectory(prefix="local-transcription-") as tmp:
             samples = _read_pcm(to_wav16k(audio.path, Path(tmp)))
@@ -73,7 +79,7 @@ class LocalTranscriber:
         turns = speech_turns(samples) or _even_turns(len(samples) * 1000 // SAMPLE_RATE)
         spoken: list[tuple[Turn, list[_Word]]] = []
         for batch in _batches(turns):
-            words = _recognise(samples, batch[0].start_ms, batch[-1].end_ms)
+            words = _recognise(samples, batch[0].start_ms, batch[-1].end_ms, audio.vocabulary)
             groups = _assign(words, batch)
             spoken += [(turn, group) for turn, group in zip(batch, groups, strict=True) if group]
         if not spoken:
@@ -124,7 +130,9 @@ def _even_turns(duration_ms: int) -> list[Turn]:
     ]
 
 
-def _recognise(samples: np.ndarray, start_ms: int, end_ms: int) -> list[_Word]:
+def _recognise(
+    samples: np.ndarray, start_ms: int, end_ms: int, vocabulary: tuple[str, ...] = ()
+) -> list[_Word]:
     """The words spoken between `start_ms` and `end_ms` (padded), in recording time."""
     first = max(0, start_ms - PAD_MS) * SAMPLE_RATE // 1000
     last = (end_ms + PAD_MS) * SAMPLE_RATE // 1000
@@ -138,6 +146,7 @@ def _recognise(samples: np.ndarray, start_ms: int, end_ms: int) -> list[_Word]:
         # misrecognition from repeating through the rest of the meeting.
         vad_filter=True,
         condition_on_previous_text=False,
+        hotwords=", ".join(vocabulary) or None,
     )
     offset_ms = first * 1000 // SAMPLE_RATE
     return [

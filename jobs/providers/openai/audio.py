@@ -14,6 +14,12 @@ is asked for `diarized_json`, and a server that adds a `speaker` field to its
 segments is believed too; their labels are renamed "A", "B", ... in order of
 first appearance, like AssemblyAI's.
 
+Vocabulary. `audio.vocabulary` becomes the request's `prompt` ("Glossary:
+term, term, ..."), which Whisper-style models use to spell names and
+jargon; Whisper reads only the prompt's last 224 tokens, so it is cut to
+PROMPT_MAX_CHARS (about that many) keeping the first terms. The diarizing
+model takes no prompt, so it gets none.
+
 Size. The API takes at most 25 MB in a few containers. Anything bigger, or
 in another container, is first converted to 16 kHz mono MP3 at 32 kbit/s
 (about 240 kB a minute: some 100 minutes fit), or at 24 or 16 kbit/s when the
@@ -39,12 +45,14 @@ from django.conf import settings
 
 from jobs.errors import PermanentError
 from jobs.providers.audio import probe_duration, to_mp3_16k
-from jobs.providers.base import AudioSource, Transcript, Utterance, before_paid_request
+from jobs.providers.base import AudioSource, before_paid_request
 from jobs.providers.openai.errors import translate
+from meetings.transcript import Transcript, Utterance
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 # Speech stays intelligible to the recogniser down to 16 kbit/s at 16 kHz mono.
 MP3_BITRATES_KBPS = (32, 24, 16)
+PROMPT_MAX_CHARS = 800
 ACCEPTED_SUFFIXES = {".flac", ".mp3", ".mp4", ".mpeg", ".mpga", ".m4a", ".ogg", ".wav", ".webm"}
 # verbose_json names the language ("english"); the pipeline stores ISO 639-1.
 _LANGUAGE_CODES = {
@@ -72,7 +80,7 @@ class OpenAITranscriber:
         with tempfile.TemporaryDirectory(prefix="openai-audio-") as tmp:
             path = _uploadable(audio.path, Path(tmp))
             before_paid_request()
-            answer = self._transcribe(path, audio.language)
+            answer = self._transcribe(path, audio.language, audio.vocabulary)
         return _to_transcript(answer, audio.language)
 
     def fetch(self, external_id: str) -> Transcript | None:
@@ -81,7 +89,7 @@ class OpenAITranscriber:
             "not_async", "OpenAI transcription finishes inside submit(); there is nothing to fetch"
         )
 
-    def _transcribe(self, path: Path, language: str) -> Any:
+    def _transcribe(self, path: Path, language: str, vocabulary: tuple[str, ...] = ()) -> Any:
         diarize = "diarize" in self._model
         options: dict[str, Any] = {
             "model": self._model,
@@ -92,11 +100,25 @@ class OpenAITranscriber:
             options["chunking_strategy"] = "auto"
         if language:
             options["language"] = language
+        if vocabulary and not diarize:
+            options["prompt"] = glossary_prompt(vocabulary)
         try:
             with path.open("rb") as fh:
                 return self._client.audio.transcriptions.create(file=(path.name, fh), **options)
         except openai.APIError as exc:
             raise translate(exc, rejected_code="audio_rejected") from exc
+
+
+def glossary_prompt(vocabulary: tuple[str, ...]) -> str:
+    """ "Glossary: a, b, c." with as many terms as fit in PROMPT_MAX_CHARS."""
+    kept: list[str] = []
+    size = len("Glossary: .")
+    for term in vocabulary:
+        if size + len(term) + 2 > PROMPT_MAX_CHARS:
+            break
+        kept.append(term)
+        size += len(term) + 2
+    return f"Glossary: {', '.join(kept)}."
 
 
 def _uploadable(path: Path, tmp: Path) -> Path:
@@ -144,10 +166,12 @@ def _to_transcript(answer: Any, requested_language: str) -> Transcript:
     if not utterances:
         raise PermanentError("no_speech", "No speech was recognised in the recording")
     spoken = str(getattr(answer, "language", "") or "").lower()
+    detected = "" if requested_language else _LANGUAGE_CODES.get(spoken, spoken)
     return Transcript(
         utterances=sorted(utterances, key=lambda u: u.start_ms),
-        language=requested_language or _LANGUAGE_CODES.get(spoken, spoken),
+        language=requested_language or detected,
         duration_seconds=float(duration) if duration is not None else None,
+        detected_language=detected,
     )
 
 

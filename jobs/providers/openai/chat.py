@@ -16,11 +16,11 @@ from django.conf import settings
 from pydantic import ValidationError
 
 from jobs.errors import PermanentError
-from jobs.pipeline import chunking
 from jobs.providers import analysis_steps as analysis
 from jobs.providers import limits as ratelimit
-from jobs.providers.base import StepOutput, Transcript, before_paid_request
+from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput, before_paid_request
 from jobs.providers.openai.errors import translate
+from meetings.transcript import Transcript, estimate_tokens
 
 # Budgeted per call before the answer's real size is known.
 EXPECTED_COMPLETION_TOKENS = 800
@@ -40,8 +40,14 @@ class OpenAIAnalyzer:
         )
         self._strict_schema = True
 
-    def run(self, step: str, transcript: Transcript) -> StepOutput:
+    def run(
+        self, step: str, transcript: Transcript, context: AnalysisContext = NO_CONTEXT
+    ) -> StepOutput:
         """Ask the model for one step's answer in the step's strict JSON schema.
+
+        The client's shaping (`context`: instructions, participants, vocabulary)
+        travels in a message of its own between our system prompt and the
+        transcript, so it reads as data and cannot replace the schema.
 
         The answer is validated whatever the server claims: a malformed one is
         repaired (code fences, trailing commas) or asked for again once, and
@@ -50,25 +56,31 @@ class OpenAIAnalyzer:
         is sent (jobs.providers.limits); a long wait raises Deferred.
         """
         prompt = transcript.as_prompt()
-        system = analysis.PROMPTS[step]
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        schema = analysis.json_schema(step, context)
+        messages = [{"role": "system", "content": analysis.system_prompt(step, context)}]
+        if guidance := analysis.guidance(step, context):
+            messages.append({"role": "user", "content": guidance})
+        messages.append({"role": "user", "content": prompt})
+        asked = len(messages)
         output = StepOutput(data={})
         problem = ""
         for _ in range(MAX_ANSWERS):
             if problem:
                 messages = [
-                    *messages[:2],
+                    *messages[:asked],
                     {
                         "role": "user",
                         "content": f"{problem} Answer again with only a JSON "
-                        f"object matching this schema: {json.dumps(analysis.json_schema(step))}",
+                        f"object matching this schema: {json.dumps(schema)}",
                     },
                 ]
-            choice = self._complete(step, messages, output)
+            choice = self._complete(step, schema, messages, output)
             if choice.message.refusal:
                 raise PermanentError("analysis_refused", choice.message.refusal)
             try:
-                output.data = analysis.validate(step, repair_json(choice.message.content or ""))
+                output.data = analysis.validate(
+                    step, repair_json(choice.message.content or ""), context
+                )
                 return output
             except (ValidationError, ValueError) as exc:
                 cut = choice.finish_reason == "length"
@@ -80,7 +92,9 @@ class OpenAIAnalyzer:
         code = "analysis_truncated" if "cut off" in problem else "analysis_invalid"
         raise PermanentError(code, f"The {step} answer stayed malformed: {problem}")
 
-    def _complete(self, step: str, messages: list[dict], output: StepOutput) -> Any:
+    def _complete(
+        self, step: str, schema: dict[str, Any], messages: list[dict], output: StepOutput
+    ) -> Any:
         """One chat completion, in the strict schema where the server supports it.
 
         A server that rejects `json_schema` (some compatible servers do) is asked
@@ -90,14 +104,18 @@ class OpenAIAnalyzer:
         if self._strict_schema:
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": step, "schema": analysis.json_schema(step), "strict": True},
+                "json_schema": {
+                    "name": analysis.schema_name(step),
+                    "schema": schema,
+                    "strict": True,
+                },
             }
         else:
             kwargs["messages"] = [
                 {
                     "role": "system",
                     "content": f"{messages[0]['content']} Reply with only a JSON "
-                    f"object matching this schema: {json.dumps(analysis.json_schema(step))}",
+                    f"object matching this schema: {json.dumps(schema)}",
                 },
                 *messages[1:],
             ]
@@ -107,7 +125,7 @@ class OpenAIAnalyzer:
         except openai.BadRequestError as exc:
             if self._strict_schema and "response_format" in f"{exc.param} {exc}":
                 self._strict_schema = False
-                return self._complete(step, messages, output)
+                return self._complete(step, schema, messages, output)
             raise translate(exc, "analysis_rejected") from exc
         except openai.APIError as exc:
             raise translate(exc, "analysis_rejected") from exc
@@ -128,7 +146,7 @@ def _admit(messages: list[dict]) -> ratelimit.Reservation | None:
 
     Returns the token reservation, settled with the answer's usage.
     """
-    estimate = sum(chunking.estimate_tokens(str(m["content"])) for m in messages)
+    estimate = sum(estimate_tokens(str(m["content"])) for m in messages)
     ratelimit.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
     tokens = ratelimit.throttle(
         "openai:tokens", estimate + EXPECTED_COMPLETION_TOKENS, settings.OPENAI_TOKENS_PER_MINUTE
