@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 
 from jobs.models import Job
 from jobs.pipeline.runner import enqueue_next
-from jobs.state import cancel_job, retry_job, submit_job
+from jobs.actions import cancel_job, retry_job, submit_job
 from tests.conftest import SAMPLE_AUDIO, wait_for_job, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

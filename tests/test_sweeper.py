@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.pipeline import sweeper
-from jobs.state import submit_job
+from jobs.actions import submit_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
