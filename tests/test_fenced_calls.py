@@ -10,7 +10,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.pipeline.runner import enqueue_next
+from jobs.pipeline.queue import enqueue_next
 from jobs.actions import cancel_job, retry_job, submit_job
 from tests.conftest import SAMPLE_AUDIO, wait_for_job, wait_until
 
