@@ -112,6 +112,7 @@ class _Sender:
         self._pid = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._layer: Any = None
+        self._order: asyncio.Lock | None = None
 
     def _start(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -119,15 +120,24 @@ class _Sender:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="job-broadcast", daemon=True).start()
                 self._layer = get_channel_layer()
-                self._loop, self._pid = loop, os.getpid()
+                self._loop, self._pid, self._order = loop, os.getpid(), None
             return self._loop
 
     def send(self, group: str, message: dict[str, Any]) -> None:
         loop = self._start()
         if self._layer is None:
             return
-        future = asyncio.run_coroutine_threadsafe(self._layer.group_send(group, message), loop)
+        future = asyncio.run_coroutine_threadsafe(self._send(group, message), loop)
         future.add_done_callback(_log_failure)
+
+    async def _send(self, group: str, message: dict[str, Any]) -> None:
+        # One send at a time, in the order they were made: a subscriber never
+        # sees an older state after a newer one (asyncio.Lock is first come,
+        # first served).
+        if self._order is None:
+            self._order = asyncio.Lock()
+        async with self._order:
+            await self._layer.group_send(group, message)
 
 
 def _log_failure(future: Any) -> None:
