@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from icalendar import Calendar
 
-from jobs.web.tokens import make_viewer_token, token_allows
+from jobs.tokens import make_viewer_token, token_allows
 from tests.support.api_factories import (
     api_for,
     client_with_api,

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 
 pytestmark = pytest.mark.django_db

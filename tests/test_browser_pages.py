@@ -16,10 +16,10 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from playwright.sync_api import Page, expect, sync_playwright
 
+from jobs.actions import submit_job
 from jobs.models import Job
-from jobs.pipeline.runner import enqueue_next
-from jobs.state import submit_job
-from jobs.web.tokens import make_viewer_token
+from jobs.pipeline.queue import enqueue_next
+from jobs.tokens import make_viewer_token
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO, wait_for_job
 from tests.fakes.script import CANNED

@@ -9,12 +9,12 @@ import re
 import pytest
 from django.core.files.base import ContentFile
 
+from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline import chunking
 from jobs.pipeline.runner import run_inline
-from jobs.providers.base import Transcript, Utterance
-from jobs.state import submit_job
 from meetings.models import Meeting
+from meetings.transcript import Transcript, Utterance, estimate_tokens
 from tests.conftest import SAMPLE_AUDIO
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +43,7 @@ def test_split_keeps_every_utterance_and_respects_the_budget():
         [Utterance("B", 0, 10, "hello"), long, Utterance("B", 600_001, 600_010, "bye")]
     )
     chunks = chunking.split(transcript, budget=500)
-    assert all(chunking.estimate_tokens(c.as_prompt()) <= 500 + 20 for c in chunks)
+    assert all(estimate_tokens(c.as_prompt()) <= 500 + 20 for c in chunks)
     words = " ".join(u.text for c in chunks for u in c.utterances).split()
     assert words == " ".join(u.text for u in transcript.utterances).split()
 

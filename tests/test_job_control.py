@@ -9,10 +9,10 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from jobs.actions import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.models import Job
 from jobs.pipeline import sweeper
 from jobs.pipeline.runner import run_inline
-from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO, wait_for_job, wait_until
 
@@ -81,7 +81,7 @@ def test_a_cancelled_job_stops_at_its_next_step_and_sends_no_completion(
 ):
     fake_openai.delay_responses(1.5, times=None, route="chat")
     job = new_job(webhook_url=receiver.hook_url(), webhook_secret="s")
-    from jobs.pipeline.runner import enqueue_next
+    from jobs.pipeline.queue import enqueue_next
 
     enqueue_next(job.id)
     wait_until(lambda: Job.objects.get(id=job.id).stage == "analyzing", timeout=30)

@@ -8,10 +8,10 @@ import pytest
 from django.core.files.base import ContentFile
 from websockets.sync.client import connect
 
+from jobs.actions import submit_job
 from jobs.models import Job
-from jobs.pipeline.runner import enqueue_next
-from jobs.state import submit_job
-from jobs.web.tokens import make_viewer_token
+from jobs.pipeline.queue import enqueue_next
+from jobs.tokens import make_viewer_token
 from tests.conftest import SAMPLE_AUDIO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -19,11 +19,12 @@ import pytest
 from jobs.errors import PermanentError, TransientError
 from jobs.providers import analysis_steps as analysis
 from jobs.providers.audio import probe_duration, to_mp3_16k, to_wav16k
-from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.base import AudioSource
 from jobs.providers.local.analysis import SUMMARY_PREFIX, LocalAnalyzer
 from jobs.providers.local.due_dates import find_due_date
 from jobs.providers.local.speaker_turns import label_turns, speech_turns
 from jobs.providers.local.transcription import LocalTranscriber, _read_pcm
+from meetings.transcript import Transcript, Utterance
 from tests.fakes import FakeOpenAI
 from tests.support.media_files import CONTAINERS, make_recording, make_silent_film
 

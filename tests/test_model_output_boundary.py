@@ -9,12 +9,12 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
 
+from jobs.actions import reprocess_job, submit_job
 from jobs.models import Job
 from jobs.pipeline import answers
 from jobs.pipeline.runner import run_inline
-from jobs.providers.base import Transcript, Utterance
-from jobs.state import reprocess_job, submit_job
 from meetings.models import Meeting
+from meetings.transcript import Transcript, Utterance
 from tests.conftest import SAMPLE_AUDIO
 
 HUGE_MS = 1_593_925_740_563_301

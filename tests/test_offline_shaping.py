@@ -8,13 +8,14 @@ import pytest
 from django.core.files.base import ContentFile
 
 from jobs import shaping
+from jobs.actions import submit_job
 from jobs.errors import PermanentError
 from jobs.models import Job
 from jobs.pipeline.runner import run_inline
-from jobs.providers.base import AnalysisContext, Participant, Section, Transcript, Utterance
+from jobs.providers.base import AnalysisContext, Participant, Section
 from jobs.providers.local.analysis import LocalAnalyzer
-from jobs.state import submit_job
 from meetings.models import Meeting
+from meetings.transcript import Transcript, Utterance
 from tests.conftest import SAMPLE_AUDIO
 from tests.fakes.script import DEFAULT_MEETING
 

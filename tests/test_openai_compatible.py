@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from jobs.errors import PermanentError
-from jobs.providers.base import Transcript, Utterance
 from jobs.providers.openai.chat import OpenAIAnalyzer
+from meetings.transcript import Transcript, Utterance
 
 TRANSCRIPT = Transcript([Utterance("A", 0, 1000, "We decided to ship on Monday.")])
 

@@ -14,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.errors import PermanentError, TransientError
 from jobs.models import Job, JobEvent
-from jobs.providers.base import Transcript
 from jobs.providers.instrumented import MeasuredAnalyzer, MeasuredTranscriber
 from meeting_intel.devserver import EmbeddedRedis
 from meeting_intel.ops import metrics
+from meetings.transcript import Transcript
 from webhooks.models import WebhookAttempt, WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from jobs.models import Job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import make_job, make_meeting
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import requests
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from meeting_intel.lib.ranges import Unsatisfiable, parse_range
 from tests.conftest import SAMPLE_AUDIO
 from tests.support.api_factories import make_job, make_meeting

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import make_job, make_meeting
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 
 from jobs.models import Job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from meetings.models import ActionItem, Decision
 from tests.support.api_factories import make_job, make_meeting, wav_bytes
 

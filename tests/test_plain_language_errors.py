@@ -13,7 +13,7 @@ from jobs.failures import DEFAULT, MESSAGES
 from jobs.models import Job
 from jobs.pipeline.runner import schedule_retry
 from jobs.state import fail_job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import api_for, make_job, new_client
 from webhooks.models import WebhookDelivery
 

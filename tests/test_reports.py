@@ -13,7 +13,7 @@ from django.test import Client
 from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from meetings.reports.content import ACTION_ITEM_COLUMNS
 from meetings.reports.pdf_report import FONTS
 from tests.support.api_factories import (

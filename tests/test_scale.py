@@ -10,8 +10,8 @@ import pytest
 from celery import Celery
 from django.core.files.base import ContentFile
 
+from jobs.actions import submit_job
 from jobs.models import Job
-from jobs.state import submit_job
 from tests.conftest import wait_until
 from tests.support.stack import Stack
 

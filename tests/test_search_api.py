@@ -156,3 +156,26 @@ def test_an_unknown_meeting_id_answers_404(cms):
         "/api/v1/search/", {"q": "budget", "meeting_id": "00000000-0000-0000-0000-000000000001"}
     )
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_the_keyword_index_is_in_place_after_every_migration():
+    """A later migration that rebuilds meetings_segment on SQLite would drop the FTS
+    triggers (and on PostgreSQL must keep the generated column): this catches it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'meetings_segment'"
+            )
+            assert {r[0] for r in cursor.fetchall()} == {
+                "meetings_segment_fts_ai",
+                "meetings_segment_fts_ad",
+                "meetings_segment_fts_au",
+            }
+        else:
+            cursor.execute(
+                "SELECT is_generated FROM information_schema.columns "
+                "WHERE table_name = 'meetings_segment' AND column_name = 'search_vector'"
+            )
+            assert cursor.fetchone() == ("ALWAYS",)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from jobs.models import Job
-from jobs.providers.embedding import get_embedder
+from jobs.providers import get_embedder
 from meetings.search import passages
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 from tests.support.search import index

@@ -12,12 +12,12 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 
+from jobs.actions import reprocess_job, submit_job
 from jobs.errors import Deferred
 from jobs.models import Job
 from jobs.pipeline.runner import run_inline
-from jobs.providers.embedding import get_embedder
+from jobs.providers import get_embedder
 from jobs.retention import purge_expired_audio
-from jobs.state import reprocess_job, submit_job
 from meetings.models import Meeting, Passage
 from meetings.search import hybrid, keyword
 from meetings.search.query import Filters

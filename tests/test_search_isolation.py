@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from jobs.models import Job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from meetings.search.query import MODES
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 from tests.support.search import index

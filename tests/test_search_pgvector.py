@@ -46,7 +46,7 @@ def test_pgvector_and_numpy_rank_passages_alike():
         ],
     )
     index(meeting)
-    from jobs.providers.embedding import LocalEmbedder
+    from jobs.providers.local.embeddings import LocalEmbedder
 
     embedder = LocalEmbedder()
     query = embedder.embed(["flights and hotels"]).vectors[0]

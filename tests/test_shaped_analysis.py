@@ -10,9 +10,9 @@ import pytest
 from django.core.files.base import ContentFile
 
 from jobs import shaping
+from jobs.actions import reprocess_job, submit_job
 from jobs.models import AnalysisTemplate, Job
 from jobs.pipeline.runner import run_inline
-from jobs.state import reprocess_job, submit_job
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
 from tests.conftest import SAMPLE_AUDIO

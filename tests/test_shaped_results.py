@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from jobs.models import AnalysisTemplate, Job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,10 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 
+from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline.runner import run_inline
-from jobs.state import submit_job, update_job
+from jobs.state import update_job
 from meeting_intel import env
 from meeting_intel.lib import pricing
 from tests.conftest import SAMPLE_AUDIO

@@ -13,10 +13,10 @@ from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core import signing
 
+from jobs.broadcast import broadcast_job
 from jobs.models import Job
-from jobs.web.broadcast import broadcast_job
+from jobs.tokens import make_viewer_token, token_allows
 from jobs.web.consumers import JobStatusConsumer
-from jobs.web.tokens import make_viewer_token, token_allows
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 
 MAX_AGE = 30 * 24 * 3600

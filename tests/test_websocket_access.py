@@ -10,9 +10,9 @@ from django.db.models import F
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from jobs.broadcast import broadcast_job
 from jobs.models import Job
-from jobs.web.broadcast import broadcast_job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import make_job
 from tests.support.pages import staff_session
 

@@ -21,9 +21,9 @@ from django.db.models import F
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from jobs.broadcast import broadcast_job
 from jobs.models import Job
-from jobs.web.broadcast import broadcast_job
-from jobs.web.tokens import make_viewer_token
+from jobs.tokens import make_viewer_token
 from tests.support.api_factories import make_job
 from tests.support.pages import staff_session
 from tests.support.platform import base_env, database_url, free_port, start_web
@@ -123,7 +123,7 @@ def test_a_broadcast_reaches_token_subscribers_without_a_query(settings, job):
     from asgiref.testing import ApplicationCommunicator
     from channels.layers import get_channel_layer
 
-    from jobs.web.broadcast import group_name, status_event
+    from jobs.broadcast import group_name, status_event
     from meeting_intel.asgi import application
 
     queries: list[str] = []

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from jobs.errors import Deferred, JobLost, TransientError
 from jobs.models import Job
-from jobs.providers.embedding import get_embedder
+from jobs.providers import get_embedder
 from jobs.state import lock_for_write, touch, update_job
 from meetings.models import Meeting
 from meetings.search import passages

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db import transaction
 
+from jobs.broadcast import close_staff_sockets, staff_session_group, staff_user_group
 from jobs.models import Job
-from jobs.web.broadcast import close_staff_sockets, staff_session_group, staff_user_group
-from jobs.web.tokens import token_allows
+from jobs.tokens import token_allows
 
 
 def is_staff(user: Any) -> bool:

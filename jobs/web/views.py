@@ -18,14 +18,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from jobs.actions import reprocess_job, retry_job
+from jobs.broadcast import status_message
 from jobs.errors import AudioMissing
 from jobs.failures import public_message
 from jobs.models import Job
-from jobs.pipeline.runner import CALLBACK_HEADER, POLL, callback_token, enqueue_next, next_step
-from jobs.state import reprocess_job, retry_job
+from jobs.pipeline.queue import enqueue_next
+from jobs.pipeline.runner import CALLBACK_HEADER, callback_token
+from jobs.pipeline.steps import POLL, next_step
+from jobs.tokens import make_viewer_token, token_allows
 from jobs.web.access import can_view, is_staff
-from jobs.web.broadcast import status_message
-from jobs.web.tokens import make_viewer_token, token_allows
 from meeting_intel.lib.admin_permissions import permission_label, refusal
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from jobs.models import Job
-from jobs.web.tokens import results_url
+from jobs.tokens import results_url
 
 logger = logging.getLogger(__name__)
 
