@@ -13,11 +13,12 @@ import pytest
 from django.core import signing
 from django.utils import timezone
 
+from jobs.actions import cancel_job
 from jobs.api import job_read, key_cache
 from jobs.api.serializers import JobSerializer
 from jobs.models import Job
-from jobs.state import cancel_job, fail_job, update_job
-from jobs.web.tokens import read_viewer_token, token_allows
+from jobs.state import fail_job, update_job
+from jobs.tokens import read_viewer_token, token_allows
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 
 pytestmark = pytest.mark.django_db

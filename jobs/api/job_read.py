@@ -34,8 +34,8 @@ from jobs.api.auth import throttle_wait_ms
 from jobs.api.key_cache import active_client_cached
 from jobs.api.serializers import JobSerializer
 from jobs.models import ApiClient, Job
+from jobs.tokens import make_viewer_token, results_url, status_url
 from jobs.usage import job_usage
-from jobs.web.tokens import make_viewer_token, results_url, status_url
 from meeting_intel.http.errors import error_body
 
 # The columns JobSerializer reads: its model fields, and what `template`, `error`,
