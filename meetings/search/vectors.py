@@ -23,6 +23,8 @@ from django.db import connection
 from django.db.models import CharField, QuerySet
 from django.db.models.functions import Cast
 
+from meeting_intel.lib import blas
+
 from ..models import Meeting, Passage
 from .query import Filters
 
@@ -83,6 +85,7 @@ class NumpyStore:
             .annotate(stamp=Cast("search_indexed_at", CharField()))
             .values_list("id", "stamp")
         )
+        blas.one_thread()
         ids, matrix = self._matrix(meetings, model)
         if not len(ids):
             return []

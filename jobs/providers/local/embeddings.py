@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from jobs.providers.embedding import Embedded
+from meeting_intel.lib import blas
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -138,14 +139,7 @@ _lock = threading.Lock()
 
 @cache
 def _model() -> MiniLM:
-    # One BLAS thread for the whole process: workers already run one process
-    # per core (WORKER_CONCURRENCY) and web serves requests in parallel, and
-    # on a busy machine OpenBLAS threads spin against each other. Measured on
-    # 2 cores under load: a query's embedding p50 24 ms with one thread, 278 ms
-    # with two; a 32-passage batch 2.9 s against 3.9 s.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
+    blas.one_thread()  # a 32-passage batch: 2.9 s with one, 3.9 s with two on a busy machine
     return MiniLM()
 
 
