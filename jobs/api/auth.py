@@ -209,11 +209,21 @@ def _staff_may_add_jobs(cookie_header: str) -> bool:
 def may_upload(scope: Any) -> bool:
     """Before an upload's body is read: does it carry an active API key (API) or a
     staff session that may add jobs (admin)? A wrong answer here only means the
-    body is refused early; the view checks again."""
+    body is refused early; the view checks again.
+
+    This runs before Django's request cycle, so nothing else hands its
+    connection back: without the close on both sides a connection broken by a
+    database outage would stay with this thread and fail every later upload."""
+    from django.db import close_old_connections
+
     headers = {name: value.decode("latin-1") for name, value in scope.get("headers", [])}
-    if scope.get("path", "").startswith("/api/"):
-        return _active_key(headers.get(b"authorization", ""))
-    return _staff_may_add_jobs(headers.get(b"cookie", ""))
+    close_old_connections()
+    try:
+        if scope.get("path", "").startswith("/api/"):
+            return _active_key(headers.get(b"authorization", ""))
+        return _staff_may_add_jobs(headers.get(b"cookie", ""))
+    finally:
+        close_old_connections()
 
 
 async def upload_allowed(scope: Any) -> bool:
