@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api import job_read
 from jobs.api import meetings as meeting_api
 from jobs.api import search as search_api
 from jobs.api import templates as templates_api
@@ -17,7 +18,11 @@ from webhooks import api as webhook_api
 
 api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
-    path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
+    path(
+        "api/v1/jobs/<uuid:pk>/",
+        job_read.fast_job_detail(job_api.JobDetail.as_view()),
+        name="api-job",
+    ),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
     path(
         "api/v1/jobs/<uuid:pk>/webhooks/",
