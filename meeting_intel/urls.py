@@ -4,16 +4,15 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api import meetings as meeting_api
 from jobs.api import search as search_api
 from jobs.api import templates as templates_api
 from jobs.api import views as job_api
+from jobs.web import meeting_pages as meeting_views
 from jobs.web import search as search_pages
 from jobs.web import usage_page
 from jobs.web import views as job_views
 from meeting_intel.ops import dashboard, health, scrape
-from meetings import api as meeting_api
-from meetings import exports as meeting_exports
-from meetings import views as meeting_views
 from webhooks import api as webhook_api
 
 api_v1 = [
@@ -75,17 +74,17 @@ urlpatterns = [
     path("meetings/<uuid:meeting_id>/search/", search_pages.meeting_search, name="meeting-search"),
     path(
         "meetings/<uuid:meeting_id>/transcript.<str:fmt>",
-        meeting_exports.transcript_download,
+        meeting_views.transcript_download,
         name="meeting-transcript",
     ),
     path(
         "meetings/<uuid:meeting_id>/report.<str:fmt>",
-        meeting_exports.report_download,
+        meeting_views.report_download,
         name="meeting-report",
     ),
     path(
         "meetings/<uuid:meeting_id>/action-items.ics",
-        meeting_exports.calendar_download,
+        meeting_views.calendar_download,
         name="meeting-action-items",
     ),
     path("jobs/<uuid:job_id>/retry/", job_views.job_retry, name="job-retry"),

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.auth import client_of
+from jobs.tokens import results_url
 from meeting_intel.http.errors import RETRY_AFTER, error_responses
 from meetings.exports import FORMATS, REPORTS, calendar_response, export_response, report_response
 from meetings.models import Meeting, Speaker
@@ -137,4 +138,4 @@ class ActionItemsCalendar(DownloadView):
         meeting = get_object_or_404(
             client_meetings(request).select_related("job").prefetch_related("action_items"), pk=pk
         )
-        return calendar_response(meeting, meeting.job)
+        return calendar_response(meeting, results_url(meeting.job, meeting.id) or "")

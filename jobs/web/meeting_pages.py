@@ -1,4 +1,7 @@
-"""The results page `/meetings/{id}/` and the recording it plays."""
+"""The results page `/meetings/{id}/`, the recording it plays, and its downloads.
+
+Each opens for staff or a holder of the job's viewer token (``viewable_job``).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ from django.urls import reverse
 from django.utils.translation import get_language_info
 from django.views.decorators.http import require_safe
 
+from jobs.tokens import results_url
 from jobs.web.access import is_staff
 from jobs.web.views import viewable_job, with_csp
 from meeting_intel.lib.media import read_head, sniff_container
 from meeting_intel.lib.ranges import ranged_file_response
+from meetings.exports import calendar_response, export_response, report_response
 from meetings.models import Meeting, Segment, Speaker
 from meetings.serializers import ordered_sections, with_results
 
@@ -214,3 +219,27 @@ def meeting_audio(request: HttpRequest, meeting_id: object) -> HttpResponse:
         container = sniff_container(read_head(handle))
     content_type = AUDIO_TYPES.get(container or "", "application/octet-stream")
     return ranged_file_response(request, path, content_type)
+
+
+@require_safe
+def transcript_download(request: HttpRequest, meeting_id: object, fmt: str) -> HttpResponse:
+    """`/meetings/{id}/transcript.{fmt}?token=…`: the export for staff and viewer-token holders."""
+    meeting = get_object_or_404(with_results(Meeting.objects.all()), id=meeting_id)
+    viewable_job(request, meeting.job_id)
+    return export_response(meeting, fmt)
+
+
+@require_safe
+def report_download(request: HttpRequest, meeting_id: object, fmt: str) -> HttpResponse:
+    """`/meetings/{id}/report.{docx,pdf}?token=…`: the report for staff and viewer-token holders."""
+    meeting = get_object_or_404(with_results(Meeting.objects.all()), id=meeting_id)
+    viewable_job(request, meeting.job_id)
+    return report_response(meeting, fmt)
+
+
+@require_safe
+def calendar_download(request: HttpRequest, meeting_id: object) -> HttpResponse:
+    """`/meetings/{id}/action-items.ics?token=…`: the to-dos for staff and viewer-token holders."""
+    meeting = get_object_or_404(Meeting.objects.prefetch_related("action_items"), id=meeting_id)
+    job, _ = viewable_job(request, meeting.job_id)
+    return calendar_response(meeting, results_url(job, meeting.id) or "")
