@@ -140,26 +140,37 @@ class ClientRateThrottle(throttling.BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         client = request.user
-        if not isinstance(client, ApiClient) or _Outage.active():
+        if not isinstance(client, ApiClient):
             return True  # the 401 for a missing key comes first
-        count, _, period = settings.API_THROTTLE_RATE.partition("/")
-        # The key's hash, not the row id: ids can be reused (SQLite, test
-        # databases) while Redis keeps the old client's history.
-        key = f"meeting-intel:throttle:{client.key_hash[:32]}"
-        try:
-            self._wait_ms = int(
-                _script(settings.REDIS_URL)(
-                    keys=[key], args=[int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]
-                )
-            )
-        except redis.RedisError:
-            _Outage.failed()
-            return True
-        _Outage.recovered()
+        self._wait_ms = throttle_wait_ms(client)
         return self._wait_ms == 0
 
     def wait(self) -> float | None:
         return self._wait_ms / 1000 if self._wait_ms else None
+
+
+def throttle_wait_ms(client: ApiClient) -> int:
+    """Count one request of `client`: 0 when allowed, else the milliseconds until it would be.
+
+    0 as well while Redis is unreachable (the throttle fails open, warning once).
+    """
+    if _Outage.active():
+        return 0
+    count, _, period = settings.API_THROTTLE_RATE.partition("/")
+    # The key's hash, not the row id: ids can be reused (SQLite, test
+    # databases) while Redis keeps the old client's history.
+    key = f"meeting-intel:throttle:{client.key_hash[:32]}"
+    try:
+        wait_ms = int(
+            _script(settings.REDIS_URL)(
+                keys=[key], args=[int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]
+            )
+        )
+    except redis.RedisError:
+        _Outage.failed()
+        return 0
+    _Outage.recovered()
+    return wait_ms
 
 
 def active_client(key: str) -> ApiClient | None:
