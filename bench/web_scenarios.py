@@ -21,9 +21,10 @@ from bench.audio import MultipartUpload
 from bench.harness import Harness
 from bench.processes import Service
 from bench.report import Result, Row, percentile
+from jobs.actions import cancel_job
 from jobs.models import Job
-from jobs.state import cancel_job, update_job
-from jobs.web.tokens import make_viewer_token
+from jobs.state import update_job
+from jobs.tokens import make_viewer_token
 from tests.support.platform import free_port, procfile_entries, wait_http
 
 MB = 1_000_000

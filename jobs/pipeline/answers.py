@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.providers.analysis_steps import match_participant
-from jobs.providers.base import Transcript
+from meetings.transcript import Transcript
 
 SUMMARY_MAX_CHARS = 20_000
 ITEM_MAX_CHARS = 2_000
