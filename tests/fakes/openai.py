@@ -122,7 +122,11 @@ class FakeOpenAI(FakeServer):
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
         """JSON bodies of every chat completion request received, in order."""
-        return [r.json for r in self.requests if r.path.endswith("/chat/completions") and isinstance(r.json, dict)]
+        return [
+            r.json
+            for r in self.requests
+            if r.path.endswith("/chat/completions") and isinstance(r.json, dict)
+        ]
 
     @property
     def transcription_forms(self) -> list[dict[str, list[str]]]:
