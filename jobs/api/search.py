@@ -44,17 +44,22 @@ class MomentField(serializers.Field):
     def to_internal_value(self, data: Any) -> datetime:
         text = str(data).strip()
         try:
-            moment = parse_datetime(text)
-            day = None if moment else parse_date(text)
-        except ValueError:
-            moment = day = None
-        if day is not None:
-            moment = datetime.combine(day, time.min) + (
-                timedelta(days=1) if self.end_of_day else timedelta()
-            )
+            # A date alone first: parse_datetime would read it as midnight.
+            day = parse_date(text) if len(text) == 10 else None
+            moment = None if day else parse_datetime(text)
+            if day is not None:
+                moment = datetime.combine(day, time.min) + (
+                    timedelta(days=1) if self.end_of_day else timedelta()
+                )
+            if moment is not None and not timezone.is_aware(moment):
+                moment = moment.replace(tzinfo=UTC)
+            if moment is not None:
+                moment.astimezone(UTC)  # an offset that leaves the calendar overflows here
+        except (ValueError, OverflowError):
+            moment = None
         if moment is None:
             raise serializers.ValidationError("Use an ISO 8601 date (2025-01-06) or date-time.")
-        return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+        return moment
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()

@@ -15,8 +15,8 @@ from rest_framework import serializers
 from jobs import shaping
 from jobs.api.shaping import InstructionsField, ParticipantsField, VocabularyField
 from jobs.models import Job, JobEvent
+from jobs.tokens import results_url, status_url
 from jobs.usage import Usage, job_usage
-from jobs.web.tokens import results_url, status_url
 from meeting_intel.http import strict_json
 from meeting_intel.lib.media import MediaProblem, inspect_upload
 

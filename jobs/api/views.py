@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import shaping
+from jobs.actions import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.api import idempotency
 from jobs.api.auth import client_of
 from jobs.api.serializers import (
@@ -36,7 +37,6 @@ from jobs.api.templates import template_or_400
 from jobs.budgets import budget_state
 from jobs.errors import AudioMissing
 from jobs.models import ApiClient, Job
-from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
 from meeting_intel.http.body_limits import FormParser, JSONParser
 from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses, refuse_blank_query
 from meeting_intel.lib.media import MediaInfo, MediaProblem, inspect_upload, safe_filename

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.providers.base import Transcript
+from jobs.providers.analysis_steps import match_participant
+from meetings.transcript import Transcript
 
 SUMMARY_MAX_CHARS = 20_000
 ITEM_MAX_CHARS = 2_000
@@ -111,9 +112,8 @@ def owner(value: Any, context: AnswerContext) -> str:
         if known and _key(known) == wanted:
             return known
     # "Bob" for the one participant called "Bob Jones", as they were listed.
-    partial = [p for p in context.participants if wanted in _key(p).split()]
-    if len(partial) == 1:
-        return partial[0]
+    if participant := match_participant(name, context.participants):
+        return participant
     if re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", context.spoken_text):
         return name
     return ""

@@ -172,18 +172,30 @@ def validate(
 ) -> dict[str, Any]:
     """Validate a provider's answer; raises pydantic.ValidationError.
 
-    A speaker name outside the known participants becomes null ("unknown"),
-    whatever the server did with the schema's enum.
+    With known participants, a speaker name becomes the participant it means
+    ("Alice" for the one "Alice Smith") or null ("unknown") when it is none of
+    theirs, whatever the server did with the schema's enum.
     """
     model = _model(step)
     parsed = model.model_validate_json(raw) if isinstance(raw, str) else model.model_validate(raw)
     data = parsed.model_dump()
     if step == "speaker_names" and context.participants:
-        known = {p.name for p in context.participants}
+        names = [p.name for p in context.participants]
         for entry in data["speakers"]:
-            if entry["name"] not in known:
-                entry["name"] = None
+            entry["name"] = match_participant(entry["name"], names)
     return data
+
+
+def match_participant(name: str | None, participants: list[str]) -> str | None:
+    """The participant `name` means (exactly, or as a first or last name of only one), else None."""
+    if not name:
+        return None
+    wanted = " ".join(name.casefold().split())
+    exact = [p for p in participants if " ".join(p.casefold().split()) == wanted]
+    partial = [p for p in participants if wanted in p.casefold().split()]
+    if exact:
+        return exact[0]
+    return partial[0] if len(partial) == 1 else None
 
 
 def system_prompt(step: str, context: AnalysisContext = NO_CONTEXT) -> str:

@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from jobs.search import Links, embed_query, hit_data
-from jobs.web.views import viewable_job
+from jobs.web.access import viewable_job
 from meeting_intel.http.errors import ApiError, error_body
 from meeting_intel.lib.admin_permissions import permission_label, refusal
 from meetings.models import Meeting
@@ -51,7 +51,9 @@ class SearchForm(forms.Form):
             if not day:
                 return None
             start = datetime.combine(day, time.min, tzinfo=UTC)
-            return start + timedelta(days=1) if next_day else start
+            if next_day:
+                return start + timedelta(days=1) if day < date.max else None
+            return start
 
         return Filters(
             meeting_ids=(str(data["meeting"]),) if data.get("meeting") else (),

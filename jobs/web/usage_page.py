@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.budgets import budget_state, month_jobs, month_start, next_month_start
+from jobs.budgets import budget_state, month_jobs, month_spend, month_start, next_month_start
 from jobs.models import ApiClient
 
 CHART_WIDTH, CHART_HEIGHT = 760, 240
@@ -114,11 +114,40 @@ def chart(days: list[Day]) -> dict[str, Any]:
     }
 
 
-def usage_page(request: HttpRequest, client_id: int) -> HttpResponse:
+def _check_permission(request: HttpRequest) -> None:
     if not (
         request.user.has_perm("jobs.view_apiclient") and request.user.has_perm("jobs.view_job")
     ):
         raise PermissionDenied("Viewing usage needs the view permissions on API clients and jobs.")
+
+
+def clients_page(request: HttpRequest) -> HttpResponse:
+    """`/admin/usage/`: every client's spend this month against its budget."""
+    _check_permission(request)
+    now = timezone.now()
+    rows = []
+    for client in ApiClient.objects.order_by("name"):
+        state = budget_state(client, now)
+        rows.append(
+            {
+                "client": client,
+                "spent": state.spent_usd
+                if state.budget_usd is not None
+                else month_spend(client, now),
+                "budget": state.budget_usd,
+                "exceeded": state.exceeded,
+                "url": reverse("staff-usage", args=[client.pk]),
+            }
+        )
+    return render(
+        request,
+        "admin/jobs/usage_clients.html",
+        {"title": "Usage and cost", "month": month_start(now), "rows": rows},
+    )
+
+
+def usage_page(request: HttpRequest, client_id: int) -> HttpResponse:
+    _check_permission(request)
     client = get_object_or_404(ApiClient, pk=client_id)
     month = _month(request.GET.get("month"))
     days = month_days(client, month)

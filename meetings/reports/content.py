@@ -6,8 +6,8 @@ summary, template sections, action items, decisions and the transcript by
 speaker turn with timestamps.
 
 Template sections (`Meeting.sections`, `{key: {title, items[{text,
-source_start_ms}]}}`) are read defensively: a meeting without them, or with
-a malformed entry, shows none rather than failing the report.
+source_start_ms}]}}`) come in the template's order; a malformed entry is
+skipped rather than failing the report.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from meetings.models import Meeting
+from meetings.serializers import ordered_sections
 
 ACTION_ITEM_COLUMNS = ("Action item", "Owner", "Due", "Time")
 
@@ -72,14 +73,10 @@ class Report:
     degraded: list[str] = field(default_factory=list)
 
 
-def _sections(raw: Any, order: Any) -> list[Section]:
-    """The sections in the template's order (`section_order`), then any others by key."""
-    if not isinstance(raw, dict):
-        return []
-    order = [key for key in order if key in raw] if isinstance(order, list) else []
+def _sections(ordered: dict[str, Any]) -> list[Section]:
+    """Each well-formed section, in the template's order; a malformed entry is skipped."""
     sections = []
-    for key in [*order, *sorted(set(raw) - set(order))]:
-        value = raw[key]
+    for key, value in ordered.items():
         if not isinstance(value, dict):
             continue
         items = [
@@ -125,9 +122,7 @@ def build_report(meeting: Meeting) -> Report:
         duration=clock(duration_ms),
         speakers=speakers,
         summary=meeting.summary,
-        sections=_sections(
-            getattr(meeting, "sections", None), getattr(meeting, "section_order", None)
-        ),
+        sections=_sections(ordered_sections(meeting)),
         action_items=[
             Item(
                 text=item.text,

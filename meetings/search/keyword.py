@@ -1,6 +1,10 @@
 """Keyword search over segments: PostgreSQL full-text search or SQLite FTS5.
 
-Both rank with the database's own scoring (``ts_rank_cd`` over the GIN-indexed
+At most ``MAX_RANKED`` matches are ranked, the newest first, and ``total``
+stops there: a rare term's matches are all ranked, while a term found in
+most segments is read back from the newest rows instead of being scored
+across hundreds of thousands (bench scenario 8). Both rank with the
+database's own scoring (``ts_rank_cd`` over the GIN-indexed
 generated ``search_vector``; FTS5's ``bm25``) and highlight with its own
 function (``ts_headline``; ``highlight``), computed only for the page shown.
 Highlights come back as escaped HTML with ``<mark>`` around the matches: the
@@ -24,6 +28,9 @@ _OPEN, _CLOSE = "\x02", "\x03"
 _WORD = re.compile(r"\w+", re.UNICODE)
 # The pipeline's tsvector configuration (migration 0003): stemmed English.
 PG_CONFIG = "english"
+# At most this many matches are ranked, the newest first; `total` stops there.
+MAX_RANKED = 2000
+EXPLICIT_SCOPE = 1000
 
 
 class KeywordUnavailable(Exception):
@@ -44,57 +51,104 @@ def mark(highlighted: str) -> str:
     return escape(highlighted).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
 
 
-def _allowed(scope: QuerySet[Meeting], filters: Filters, column: str) -> tuple[str, tuple]:
-    """A SQL condition on segment `column`s (``s.``/``f.`` prefixed) keeping the allowed segments."""
+def mark_terms(text: str, query: str) -> str:
+    """Escaped `text` with the query's words (and words starting with them) in ``<mark>``."""
+    words = sorted({w for w in terms(query) if len(w) > 2}, key=len, reverse=True)
+    escaped = escape(text)
+    if not words:
+        return escaped
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\w*", re.IGNORECASE)
+    return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", escaped)
+
+
+def _allowed(scope: QuerySet[Meeting], filters: Filters) -> tuple[str, tuple]:
+    """A SQL condition on segments ``s`` keeping the allowed ones.
+
+    On PostgreSQL a scope of up to EXPLICIT_SCOPE meetings is passed as a
+    list of ids rather than a subquery, so the planner knows how few rows it
+    holds and reads them by meeting instead of walking the whole table.
+    """
     meetings = filters.meetings(scope)
     speakers = filters.speakers(meetings)
-    if speakers is None:
-        sql, params = meetings.order_by().values("id").query.sql_with_params()
-        return f"{column}meeting_id IN ({sql})", params
-    sql, params = speakers.order_by().values("id").query.sql_with_params()
-    return f"{column}speaker_id IN ({sql})", params
+    if speakers is not None:
+        sql, params = speakers.order_by().values("id").query.sql_with_params()
+        return f"s.speaker_id IN ({sql})", params
+    if connection.vendor == "postgresql":
+        ids = list(meetings.order_by().values_list("id", flat=True)[: EXPLICIT_SCOPE + 1])
+        if len(ids) <= EXPLICIT_SCOPE:
+            return "s.meeting_id = ANY(%s)", (ids,)
+    sql, params = meetings.order_by().values("id").query.sql_with_params()
+    return f"s.meeting_id IN ({sql})", params
 
 
 def search(
-    scope: QuerySet[Meeting], text: str, filters: Filters, *, offset: int = 0, limit: int = 20
+    scope: QuerySet[Meeting],
+    text: str,
+    filters: Filters,
+    *,
+    offset: int = 0,
+    limit: int = 20,
+    headlines: bool = True,
 ) -> KeywordPage:
-    """Segments of meetings in `scope` matching every word of `text`, best first."""
+    """Segments of meetings in `scope` matching every word of `text`, best first.
+
+    ``headlines=False`` marks the query's words in Python instead of asking
+    PostgreSQL's ts_headline (which also marks stemmed forms).
+    """
     if not terms(text):
         return KeywordPage([], 0)
     if connection.vendor == "postgresql":
-        rows, total = _postgres(text, *_allowed(scope, filters, "s."), offset, limit)
+        rows, total = _postgres(text, *_allowed(scope, filters), offset, limit, headlines)
     elif connection.vendor == "sqlite":
-        rows, total = _sqlite(text, *_allowed(scope, filters, "s."), offset, limit)
+        rows, total = _sqlite(text, *_allowed(scope, filters), offset, limit)
     else:
         raise KeywordUnavailable(connection.vendor)
-    return KeywordPage(_hits(rows), total)
+    return KeywordPage(_hits(rows, text), total)
 
 
 def _postgres(
-    text: str, allowed_sql: str, params: tuple, offset: int, limit: int
-) -> tuple[list[tuple[int, float, str]], int]:
-    matched = (
-        f"FROM meetings_segment s, websearch_to_tsquery('{PG_CONFIG}', %s) q "
-        f"WHERE s.search_vector @@ q AND {allowed_sql}"
-    )
+    text: str, allowed_sql: str, params: tuple, offset: int, limit: int, headlines: bool
+) -> tuple[list[tuple[int, float, str | None]], int]:
+    # The newest MAX_RANKED matches are ranked: a rare term's are all of them,
+    # and a term in most segments ("budget" in a finance team's meetings) is
+    # read back from the newest rows by the primary key, not ranked across
+    # hundreds of thousands of rows (README "Search and ask", scenario 8).
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) {matched}", [text, *params])
-        total = cursor.fetchone()[0]
-        if not total or offset >= total:
-            return [], total
+        # The query is spelled out where used (not a CTE) so the planner sees a
+        # constant and estimates its selectivity from the column statistics.
+        query = f"websearch_to_tsquery('{PG_CONFIG}', %s)"
+        headline = (
+            f"ts_headline('{PG_CONFIG}', text, {query}, 'StartSel=' || chr(2) || ', StopSel=' "
+            "|| chr(3) || ', MaxWords=40, MinWords=15')"
+            if headlines
+            else "NULL"
+        )
         cursor.execute(
             f"""
-            WITH page AS (
-                SELECT s.id, s.text, ts_rank_cd(s.search_vector, q) AS score, q {matched}
-                ORDER BY score DESC, s.id LIMIT %s OFFSET %s
+            WITH ranked AS MATERIALIZED (
+                SELECT s.id, s.text, ts_rank_cd(s.search_vector, {query}) AS score
+                FROM meetings_segment s
+                WHERE s.search_vector @@ {query} AND {allowed_sql}
+                ORDER BY s.id DESC LIMIT {MAX_RANKED}
+            ),
+            page AS (
+                SELECT id, text, score FROM ranked ORDER BY score DESC, id LIMIT %s OFFSET %s
             )
-            SELECT id, score, ts_headline('{PG_CONFIG}', text, q,
-                'StartSel=' || chr(2) || ', StopSel=' || chr(3) || ', MaxWords=40, MinWords=15')
+            SELECT id, score, {headline}, (SELECT count(*) FROM ranked)
             FROM page ORDER BY score DESC, id
             """,
-            [text, *params, limit, offset],
+            [text, text, *params, limit, offset, *([text] if headlines else [])],
         )
-        return cursor.fetchall(), total
+        rows = cursor.fetchall()
+        if not rows:
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM meetings_segment s "
+                f"WHERE s.search_vector @@ websearch_to_tsquery('{PG_CONFIG}', %s) "
+                f"AND {allowed_sql} LIMIT {MAX_RANKED}) capped",
+                [text, *params],
+            )
+            return [], cursor.fetchone()[0]
+        return [row[:3] for row in rows], rows[0][3]
 
 
 def _sqlite(
@@ -102,26 +156,27 @@ def _sqlite(
 ) -> tuple[list[tuple[int, float, str]], int]:
     # Every word quoted: user text never reaches FTS5's query syntax.
     match = " ".join(f'"{t}"' for t in terms(text))
-    matched = (
+    ranked = (
+        "SELECT s.id AS id, bm25(meetings_segment_fts) AS rank, "
+        "highlight(meetings_segment_fts, 0, char(2), char(3)) AS marked "
         "FROM meetings_segment_fts JOIN meetings_segment s ON s.id = meetings_segment_fts.rowid "
-        f"WHERE meetings_segment_fts MATCH %s AND {allowed_sql}"
+        f"WHERE meetings_segment_fts MATCH %s AND {allowed_sql} "
+        f"ORDER BY meetings_segment_fts.rowid DESC LIMIT {MAX_RANKED}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) {matched}", [match, *params])
+        cursor.execute(f"SELECT count(*) FROM ({ranked})", [match, *params])
         total = cursor.fetchone()[0]
         if not total or offset >= total:
             return [], total
         # bm25 is lower-is-better; negate it so every backend's score grows with relevance.
         cursor.execute(
-            f"SELECT s.id, -bm25(meetings_segment_fts), "
-            f"highlight(meetings_segment_fts, 0, char(2), char(3)) {matched} "
-            f"ORDER BY bm25(meetings_segment_fts), s.id LIMIT %s OFFSET %s",
+            f"SELECT id, -rank, marked FROM ({ranked}) ORDER BY rank, id LIMIT %s OFFSET %s",
             [match, *params, limit, offset],
         )
         return cursor.fetchall(), total
 
 
-def _hits(rows: list[tuple[int, float, str]]) -> list[Hit]:
+def _hits(rows: list[tuple[int, float, str | None]], query: str) -> list[Hit]:
     segments = Segment.objects.select_related("speaker", "meeting").in_bulk([r[0] for r in rows])
     hits = []
     for segment_id, score, highlighted in rows:
@@ -135,7 +190,7 @@ def _hits(rows: list[tuple[int, float, str]]) -> list[Hit]:
                 end_ms=s.end_ms,
                 speaker_name=s.speaker.display_name,
                 text=s.text,
-                highlight=mark(highlighted),
+                highlight=mark(highlighted) if highlighted else mark_terms(s.text, query),
                 score=float(score),
                 segment_id=s.id,
                 segment_index=s.index,

@@ -7,7 +7,8 @@ scores every passage of the meetings in scope with one matrix product. The
 numpy store keeps each meeting's matrix in this process's memory, keyed by
 the meeting's ``search_indexed_at``, so a search reads from the database
 only the meetings indexed since it last looked; it holds at most
-``MAX_CACHED_VECTORS`` vectors (least recently used go first).
+``MAX_CACHED_VECTORS`` vectors (least recently used go first), plus one
+matrix for each of the last ``COMBINED_SCOPES`` scopes searched.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from functools import cache
 from typing import Protocol
 
 import numpy as np
-from django.db import connection
-from django.db.models import QuerySet
+from django.db import connection, transaction
+from django.db.models import CharField, QuerySet
+from django.db.models.functions import Cast
+
+from meeting_intel.lib import blas
 
 from ..models import Meeting, Passage
 from .query import Filters
 
 MAX_CACHED_VECTORS = 500_000
+COMBINED_SCOPES = 4  # scopes whose vectors are also kept as one matrix
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
@@ -64,6 +69,7 @@ class NumpyStore:
             OrderedDict()
         )
         self._cached_rows = 0
+        self._combined: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
     def written(self, passages: list[Passage]) -> None:
@@ -72,16 +78,18 @@ class NumpyStore:
     def search(
         self, scope: QuerySet[Meeting], filters: Filters, model: str, vector: np.ndarray, k: int
     ) -> list[tuple[int, float]]:
+        # The stamp as text: parsing a thousand datetimes costs more than the search.
         meetings = list(
             filters.meetings(scope)
             .filter(search_indexed_at__isnull=False)
-            .values_list("id", "search_indexed_at")
+            .annotate(stamp=Cast("search_indexed_at", CharField()))
+            .values_list("id", "stamp")
         )
-        blocks = self._blocks(meetings, model)
-        if not blocks:
+        blas.one_thread()
+        ids, matrix = self._matrix(meetings, model)
+        if not len(ids):
             return []
-        ids = np.concatenate([b[0] for b in blocks])
-        scores = np.concatenate([b[1] @ vector for b in blocks])
+        scores = matrix @ vector
         if filters.speaker:
             keep = set(
                 _allowed_passages(scope, filters, model).values_list("id", flat=True).iterator()
@@ -93,6 +101,28 @@ class NumpyStore:
             ids, scores = ids[top], scores[top]
         order = np.argsort(-scores, kind="stable")
         return [(int(ids[i]), float(scores[i])) for i in order]
+
+    def _matrix(self, meetings: list[tuple[object, object]], model: str) -> tuple:
+        """Every vector of these meetings as one matrix; the last few scopes' are kept.
+
+        A client searching again (the common case) costs one matrix product,
+        not one per meeting.
+        """
+        key = (model, tuple(sorted((str(m), str(stamp)) for m, stamp in meetings)))
+        with self._lock:
+            combined = self._combined.get(key)
+            if combined is not None:
+                self._combined.move_to_end(key)
+                return combined
+        blocks = self._blocks(meetings, model)
+        if not blocks:
+            return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
+        combined = (np.concatenate([b[0] for b in blocks]), np.vstack([b[1] for b in blocks]))
+        with self._lock:
+            self._combined[key] = combined
+            while len(self._combined) > COMBINED_SCOPES:
+                self._combined.popitem(last=False)
+        return combined
 
     def _blocks(self, meetings: list[tuple[object, object]], model: str) -> list[tuple]:
         blocks: list[tuple] = []
@@ -138,6 +168,7 @@ class NumpyStore:
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._combined.clear()
             self._cached_rows = 0
 
 
@@ -146,11 +177,13 @@ def _literal(vector: np.ndarray) -> str:
 
 
 class PgvectorStore:
-    """Exact pgvector semantics with HNSW where an index exists for the vector size.
+    """Cosine distance in PostgreSQL, through the HNSW index for the vector's size.
 
     ``hnsw.iterative_scan`` (pgvector 0.8+) keeps scanning the graph until
     enough rows pass the scope filter, so a small client among many still
-    gets `k` answers.
+    gets `k` answers; with an older pgvector a small scope may get fewer.
+    Not exercised on this project's CI machine, whose PostgreSQL has no
+    pgvector (tests/test_search_pgvector.py runs where it has).
     """
 
     name = "pgvector"
@@ -169,8 +202,9 @@ class PgvectorStore:
             _allowed_passages(scope, filters, model).order_by().values("id").query.sql_with_params()
         )
         dims = len(vector)
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        with transaction.atomic(), connection.cursor() as cursor:
+            if _pgvector_version(connection.alias) >= (0, 8):
+                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(
                 f"SELECT id, 1 - (vec::vector({dims}) <=> %s::vector({dims})) AS cosine "
                 f"FROM meetings_passage WHERE vector_dims(vec) = {dims} AND id IN ({allowed_sql}) "
@@ -179,6 +213,14 @@ class PgvectorStore:
             )
             rows = cursor.fetchall()
         return sorted(((int(i), float(c)) for i, c in rows), key=lambda r: -r[1])
+
+
+@cache
+def _pgvector_version(alias: str) -> tuple[int, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    return tuple(int(p) for p in row[0].split(".") if p.isdigit()) if row else ()
 
 
 @cache

@@ -25,9 +25,9 @@ def new_client(name: str | None = None) -> tuple[ApiClient, str]:
     return client, key
 
 
-def client_with_api() -> tuple[ApiClient, APIClient]:
+def client_with_api(name: str | None = None) -> tuple[ApiClient, APIClient]:
     """A new CMS client and an API session authenticated as it."""
-    client, key = new_client()
+    client, key = new_client(name)
     return client, api_for(key)
 
 

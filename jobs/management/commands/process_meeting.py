@@ -10,6 +10,7 @@ other database is left to `manage.py migrate`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
+from jobs import broadcast, shaping
+from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline import runner as pipeline
-from jobs.state import submit_job
-from jobs.web import broadcast
 from meeting_intel.lib.media import MediaProblem, inspect_media, safe_filename
 from meetings.serializers import meeting_data
 
@@ -37,6 +38,23 @@ class Command(BaseCommand):
         parser.add_argument("--title", default="")
         parser.add_argument("--language", default="")
         parser.add_argument("--speakers", type=int, default=None)
+        parser.add_argument(
+            "--participant",
+            action="append",
+            default=[],
+            metavar="NAME[:ROLE]",
+            help="A known participant (repeatable); speaker naming chooses among them.",
+        )
+        parser.add_argument(
+            "--term",
+            action="append",
+            default=[],
+            help="A vocabulary term to spell this way (repeatable).",
+        )
+        parser.add_argument("--instructions", default="", help="Extra analysis instructions.")
+        parser.add_argument(
+            "--summary-language", default="", help="BCP 47 code of the analysis output."
+        )
         parser.add_argument("--json", action="store_true", help="Print only the meeting JSON.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -47,6 +65,7 @@ class Command(BaseCommand):
             inspect_media(path)
         except MediaProblem as problem:
             raise CommandError(f"{path}: {problem.message}") from None
+        shaped = self._shaping(opts)
         self._ensure_migrated()
         broadcast.disable()
         with path.open("rb") as fh:
@@ -58,6 +77,7 @@ class Command(BaseCommand):
                     original_filename=safe_filename(path.name),
                     audio_bytes=path.stat().st_size,
                     audio=File(fh, name=safe_filename(path.name)),
+                    **shaped,
                 ),
                 enqueue=False,
             )
@@ -69,6 +89,25 @@ class Command(BaseCommand):
             raise CommandError(f"Processing failed ({job.error_code}): {job.error_message}")
         meeting_id = job.meeting.id
         self.stdout.write(json.dumps(meeting_data(meeting_id), indent=2, default=str))
+
+    def _shaping(self, opts: dict[str, Any]) -> dict[str, Any]:
+        """The job's shaping fields, checked by the API's own limits (jobs.shaping)."""
+        people = [
+            {"name": name.strip(), "role": role.strip()}
+            for name, _, role in (p.partition(":") for p in opts["participant"])
+        ]
+        language = opts["summary_language"]
+        if language and not re.match(shaping.LANGUAGE_CODE, language):
+            raise CommandError(f"--summary-language: {language!r} is not a language code")
+        try:
+            return {
+                "participants": shaping.clean_participants(people),
+                "vocabulary": shaping.clean_vocabulary(opts["term"]),
+                "instructions": shaping.clean_instructions(opts["instructions"]),
+                "summary_language": language,
+            }
+        except shaping.ShapingProblem as problem:
+            raise CommandError(str(problem)) from None
 
     def _ensure_migrated(self) -> None:
         try:

@@ -50,8 +50,9 @@ from typing import Any
 
 from jobs.errors import PermanentError
 from jobs.providers import analysis_steps as analysis
-from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput, Transcript
+from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput
 from jobs.providers.local.due_dates import MONTHS, WEEKDAYS, find_due_date
+from meetings.transcript import Transcript
 
 NOTES = ["offline analyzer"]
 SUMMARY_PREFIX = "[Offline summary]"
@@ -163,7 +164,9 @@ class LocalAnalyzer:
         participants = [p.name for p in context.participants]
         if not participants:
             return names
-        matched = {label: _participant(name, participants) for label, name in names.items()}
+        matched = {
+            label: analysis.match_participant(name, participants) for label, name in names.items()
+        }
         return {label: name for label, name in matched.items() if name}
 
     def _section(
@@ -223,7 +226,7 @@ class LocalAnalyzer:
             if found is None:
                 continue
             text, owner = found
-            owner = (_participant(owner, participants) or owner) if owner else owner
+            owner = (analysis.match_participant(owner, participants) or owner) if owner else owner
             due = find_due_date(sentence.text, today)
             item = {
                 "text": text,
@@ -291,16 +294,6 @@ def speaker_names(transcript: Transcript) -> dict[str, str]:
     # A name two labels claim belongs to neither with any certainty.
     counts = Counter(names.values())
     return {label: name for label, name in names.items() if counts[name] == 1}
-
-
-def _participant(name: str, participants: list[str]) -> str | None:
-    """The participant `name` is (exactly, or the one whose name has it as a word), else None."""
-    folded = name.casefold()
-    exact = [p for p in participants if p.casefold() == folded]
-    partial = [p for p in participants if folded in p.casefold().split()]
-    if exact:
-        return exact[0]
-    return partial[0] if len(partial) == 1 else None
 
 
 def _respell(data: Any, vocabulary: tuple[str, ...]) -> Any:
