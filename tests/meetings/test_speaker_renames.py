@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
+from jobs.actions import reprocess_job, submit_job
 from jobs.models import Job
 from jobs.pipeline.runner import run_inline
-from jobs.state import reprocess_job, submit_job
 from meetings import results
 from meetings.models import Meeting
 from tests.conftest import SAMPLE_AUDIO
