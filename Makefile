@@ -66,7 +66,9 @@ run: install
 
 # devserver exec starts an embedded Redis only when REDIS_URL is unset, so CI
 # (which exports DATABASE_URL/REDIS_URL) uses the real services.
+# The layering contracts (.importlinter) run first: they take well under a second.
 test: install chromium
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m meeting_intel.devserver exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (never a browser Playwright
@@ -87,6 +89,7 @@ chromium:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # The benchmark suite (README "Performance"): the platform and a stand-in of
 # the original design against the fake providers; prints one table and writes

@@ -24,7 +24,7 @@ from celery import Celery
 from django.conf import settings
 
 from jobs.providers import analysis_steps as analysis
-from jobs.providers.base import Transcript, Utterance
+from meetings.transcript import Transcript, Utterance
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meeting_intel.settings")
 

@@ -114,6 +114,7 @@ def _multi_cell_pdf(meeting: Any) -> bytes:
 
 
 def run() -> Result:
+    from jobs.tokens import results_url
     from meetings.exports import calendar_response, report_response
     from meetings.serializers import with_results
 
@@ -125,7 +126,9 @@ def run() -> Result:
 
         pdf_s, pdf = _median_seconds(lambda: report_response(fetch(), "pdf"))
         docx_s, docx = _median_seconds(lambda: report_response(fetch(), "docx"))
-        ics_s, _ = _median_seconds(lambda: calendar_response(fetch(), meeting.job))
+        ics_s, _ = _median_seconds(
+            lambda: calendar_response(fetch(), results_url(meeting.job, meeting.id) or "")
+        )
         baseline_s, _ = _median_seconds(lambda: _multi_cell_pdf(meeting))
     finally:
         meeting.job.delete()

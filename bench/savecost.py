@@ -16,9 +16,9 @@ from django.test.utils import CaptureQueriesContext
 
 from bench.report import Result, Row
 from jobs.models import Job
-from jobs.providers.base import Transcript, Utterance
 from meetings.models import Segment
 from meetings.results import save_transcript
+from meetings.transcript import Transcript, Utterance
 
 if TYPE_CHECKING:
     from bench.harness import Harness

@@ -21,9 +21,10 @@ from bench.audio import MultipartUpload
 from bench.harness import Harness
 from bench.processes import Service
 from bench.report import Result, Row, percentile
+from jobs.actions import cancel_job
 from jobs.models import Job
-from jobs.state import cancel_job, update_job
-from jobs.web.tokens import make_viewer_token
+from jobs.state import update_job
+from jobs.tokens import make_viewer_token
 from tests.support.platform import free_port, procfile_entries, wait_http
 
 MB = 1_000_000
@@ -113,7 +114,7 @@ def api_load(h: Harness) -> Result:
     )
     bare_service = Service("bare", command, {**h.env, "PORT": str(bare_port)})
     try:
-        wait_http(f"http://127.0.0.1:{bare_port}/healthz", bare_service)  # type: ignore[arg-type]
+        wait_http(f"http://127.0.0.1:{bare_port}/healthz", bare_service)
         floor = (f"http://127.0.0.1:{bare_port}/job/{job.id}/", {})
         for url, headers in (floor, api):  # warm both: imports, pools, caches
             load.run(url, headers, clients, 3)

@@ -12,18 +12,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from jobs.actions import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.api.serializers import audio_problem
+from jobs.broadcast import broadcast_job
 from jobs.budgets import budget_state, month_spend
 from jobs.errors import AudioMissing
 from jobs.models import ApiClient, Job, JobEvent
-from jobs.state import cancel_job, reprocess_job, retry_job, submit_job
 from jobs.templates_admin import reprocess_with_template
+from jobs.tokens import status_url
 from jobs.usage import job_usage
-from jobs.web.broadcast import broadcast_job
-from jobs.web.tokens import status_url
 from meeting_intel.lib.admin_permissions import ExplainedActionsMixin
 from meeting_intel.lib.media import safe_filename
-from webhooks.admin import WebhookDeliveryInline
 
 
 class JobEventInline(admin.TabularInline):
@@ -84,7 +83,8 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         "reprocess_from_transcription",
         "revoke_viewer_links",
     ]
-    inlines = [JobEventInline, WebhookDeliveryInline]
+    # webhooks/admin.py adds the job's webhook deliveries (jobs never imports webhooks).
+    inlines = [JobEventInline]
     permission_codenames = {
         "retry": "retry_job",
         "cancel": "cancel_job",

@@ -19,9 +19,9 @@ from django.db.models import QuerySet
 
 from jobs.errors import Deferred, PermanentError, TransientError
 from jobs.models import Job
-from jobs.providers.answering import Answer, Source, get_answerer
-from jobs.providers.embedding import get_embedder
-from jobs.web.tokens import results_url
+from jobs.providers import get_answerer, get_embedder
+from jobs.providers.answering import Answer, Source
+from jobs.tokens import results_url
 from meeting_intel.http.errors import ApiError
 from meetings.models import Meeting
 from meetings.search import hybrid

@@ -1,7 +1,9 @@
-"""Every write to a job's state goes through these functions.
+"""Low-level writes to a job's state: update, touch, claim, release, lock, fail.
 
-Each one records a `JobEvent`, and pushes the new state to websocket
-subscribers only after the transaction commits.
+Every write to a job's row goes through these functions (the business
+actions in ``jobs.actions`` and the pipeline's steps build on them). Each
+one records a `JobEvent`, and pushes the new state to websocket subscribers
+only after the transaction commits.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from jobs.errors import AudioMissing, JobLost
+from jobs.broadcast import broadcast_job
+from jobs.errors import JobLost
 from jobs.failures import public_message
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
+from jobs.signals import job_finished
 from jobs.usage import live_usage
-from jobs.web.broadcast import broadcast_job
-from meetings.models import Meeting
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ STAGE_PROGRESS = {
 }
 
 
-def _event(job: Job, message: str) -> None:
+def record_event(job: Job, message: str) -> None:
+    """Add a line to the job's timeline with its current status, stage and progress."""
     JobEvent.objects.create(
         job=job,
         status=job.status,
@@ -53,7 +56,7 @@ def _event(job: Job, message: str) -> None:
     )
 
 
-def _after_commit_broadcast(job_id: object) -> None:
+def broadcast_after_commit(job_id: object) -> None:
     transaction.on_commit(lambda: broadcast_job(job_id))
 
 
@@ -75,8 +78,8 @@ def update_job(job: Job, message: str = "", **fields: Any) -> Job:
         fields["usage"] = job.usage = live_usage(job)
     with transaction.atomic():
         Job.objects.filter(id=job.id).update(**fields)
-        _event(job, message or f"{job.status}/{job.stage}")
-    _after_commit_broadcast(job.id)
+        record_event(job, message or f"{job.status}/{job.stage}")
+    broadcast_after_commit(job.id)
     return job
 
 
@@ -90,48 +93,7 @@ def touch(job: Job, message: str, **fields: Any) -> None:
     Job.objects.filter(id=job.id).update(
         message=message[:300], heartbeat_at=now, updated_at=now, **fields
     )
-    _after_commit_broadcast(job.id)
-
-
-def submit_job(job: Job, *, enqueue: bool = True) -> Job:
-    """Save a new job and enqueue its first step once the row is committed.
-
-    `enqueue=False` is for callers that run the pipeline in-process (the CLI).
-    """
-    with transaction.atomic():
-        job.save()
-        _event(job, "Queued")
-        if enqueue:
-            _enqueue_after_commit(job.id)
-    _after_commit_broadcast(job.id)
-    return job
-
-
-def _enqueue_after_commit(job_id: object) -> None:
-    transaction.on_commit(lambda: enqueue_or_leave_to_sweeper(job_id))
-
-
-def enqueue_or_leave_to_sweeper(job_id: object) -> None:
-    """Enqueue the job's next step; with the broker down, leave it to the sweeper.
-
-    The job is committed (pending, or restarted) before this runs, so a broker
-    outage must not turn an accepted request into a 500: the job is marked as
-    owed an enqueue (`next_attempt_at`, which a pending job otherwise lacks),
-    and the sweeper's next run after the broker is back enqueues it.
-    """
-    from kombu.exceptions import OperationalError
-
-    from jobs.pipeline.runner import enqueue_next
-
-    try:
-        enqueue_next(job_id)
-    except (OperationalError, ConnectionError, TimeoutError, OSError):
-        Job.objects.filter(id=job_id, status=Status.PENDING).update(next_attempt_at=timezone.now())
-        logger.warning(
-            "broker unreachable: job %s is saved and the sweeper will enqueue it",
-            job_id,
-            exc_info=True,
-        )
+    broadcast_after_commit(job.id)
 
 
 def lease_seconds() -> int:
@@ -202,9 +164,7 @@ def lock_for_write(job: Job, task_id: str | None) -> Job:
 
 
 def fail_job(job: Job, code: str, message: str) -> None:
-    """Fail the job for good and queue its `job.failed` webhook in the same transaction."""
-    from webhooks.outbox import record_job_event
-
+    """Fail the job for good; `job_finished` is sent in the same transaction (its webhook)."""
     with transaction.atomic():
         fresh = Job.objects.select_for_update().get(id=job.id)
         if fresh.status in Job.TERMINAL:
@@ -221,110 +181,9 @@ def fail_job(job: Job, code: str, message: str) -> None:
             lease_task="",
             lease_expires=None,
         )
-        record_job_event(fresh, "job.failed")
-        _release_slot_after_commit(fresh)
+        job_finished.send(sender=Job, job=fresh, event="job.failed")
+        release_slot_after_commit(fresh)
 
 
-def cancel_job(job: Job) -> bool:
-    """Cancel an active job; its running step stops at its next checkpoint."""
-    with transaction.atomic():
-        fresh = Job.objects.select_for_update().get(id=job.id)
-        if fresh.status not in Job.ACTIVE:
-            return False
-        update_job(
-            fresh,
-            "Cancelled",
-            status=Status.CANCELLED,
-            completed_at=timezone.now(),
-            next_attempt_at=None,
-        )
-        _release_slot_after_commit(fresh)
-    return True
-
-
-def _release_slot_after_commit(job: Job) -> None:
+def release_slot_after_commit(job: Job) -> None:
     transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
-
-
-RESTARTABLE = (Status.FAILED, Status.CANCELLED)
-
-
-def retry_job(job: Job) -> bool:
-    """Run a failed or cancelled job again from its last checkpoint."""
-    with transaction.atomic():
-        fresh = Job.objects.select_for_update().get(id=job.id)
-        if fresh.status not in RESTARTABLE:
-            return False
-        _restart(fresh, "Retry requested")
-    return True
-
-
-def reprocess_job(job: Job, start: str, **shaping: Any) -> bool:
-    """Run a finished job again from `start` ("transcription" or "analysis").
-
-    From analysis keeps the transcript; from transcription submits the audio
-    again (the one case where a job pays for a second transcription). Raises
-    AudioMissing, changing nothing, when transcription would need a recording
-    the server no longer has. `shaping` sets what the analysis is asked for
-    from now on (`template`, `analysis_template`, `instructions`); the
-    meeting's sections are cleared as every analysis step runs again.
-
-    """
-
-    with transaction.atomic():
-        fresh = Job.objects.select_for_update().get(id=job.id)
-        if fresh.status not in (*RESTARTABLE, Status.COMPLETED):
-            return False
-        if start == "analysis" and fresh.transcript_saved_at is None:
-            return False
-        if start == "transcription" and not has_audio(fresh):
-            raise AudioMissing(str(fresh.id))
-        reset: dict[str, Any] = {
-            "analysis_steps_done": [],
-            "analysis_steps_failed": [],
-            "analysis_partials": {},
-            "search_index": "",
-            **shaping,
-        }
-        Meeting.objects.filter(job=fresh).update(sections={}, section_order=[])
-        if start == "transcription":
-            reset.update(
-                transcript_external_id="",
-                transcript_submitted_at=None,
-                transcript_saved_at=None,
-                transcript_polls=0,
-            )
-        _restart(fresh, f"Reprocess from {start} requested", **reset)
-    return True
-
-
-def has_audio(job: Job) -> bool:
-    """Whether the recording can be read again: its file is stored, or its URL can be fetched."""
-    if job.audio:
-        try:
-            return job.audio.storage.exists(job.audio.name)
-        except (OSError, ValueError):
-            return False
-    return bool(job.audio_url)
-
-
-def _restart(job: Job, message: str, **fields: Any) -> None:
-    update_job(
-        job,
-        message,
-        status=Status.PENDING,
-        stage=Stage.QUEUED,
-        progress=0,
-        error_code="",
-        error_message="",
-        completed_at=None,
-        next_attempt_at=None,
-        step_retries=0,
-        redeliveries=0,
-        lease_task="",
-        lease_expires=None,
-        results_saved_at=None,
-        attempts=job.attempts + 1,
-        **fields,
-    )
-    _enqueue_after_commit(job.id)

@@ -12,8 +12,9 @@ from django.db import DatabaseError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from jobs.pipeline import runner as pipeline
-from jobs.pipeline import sweeper
+from jobs.pipeline import runner, sweeper
+from jobs.pipeline.queue import STEP_TASK_NAMES, enqueue_next
+from jobs.pipeline.steps import ANALYZE, FINALIZE, INDEX, POLL, TRANSCRIBE
 
 INFRASTRUCTURE_ERRORS = (DatabaseError, KombuOperationalError, RedisConnectionError)
 STEP_OPTIONS = {
@@ -27,45 +28,36 @@ STEP_OPTIONS = {
 
 
 def _run(task: Task, job_id: str, step: str, seq: int | None) -> None:
-    delay = pipeline.run_step(job_id, step, task.request.id, seq=seq)
+    delay = runner.run_step(job_id, step, task.request.id, seq=seq)
     if delay is not None:
-        pipeline.enqueue_next(job_id, delay)
+        enqueue_next(job_id, delay)
 
 
-@shared_task(name="jobs.transcribe", **STEP_OPTIONS)
+@shared_task(name=STEP_TASK_NAMES[TRANSCRIBE], **STEP_OPTIONS)
 def transcribe(self: Task, job_id: str, seq: int | None = None) -> None:
-    _run(self, job_id, pipeline.TRANSCRIBE, seq)
+    _run(self, job_id, TRANSCRIBE, seq)
 
 
-@shared_task(name="jobs.poll_transcript", **STEP_OPTIONS)
+@shared_task(name=STEP_TASK_NAMES[POLL], **STEP_OPTIONS)
 def poll_transcript(self: Task, job_id: str, seq: int | None = None) -> None:
-    _run(self, job_id, pipeline.POLL, seq)
+    _run(self, job_id, POLL, seq)
 
 
-@shared_task(name="jobs.index", **STEP_OPTIONS)
+@shared_task(name=STEP_TASK_NAMES[INDEX], **STEP_OPTIONS)
 def index(self: Task, job_id: str, seq: int | None = None) -> None:
-    _run(self, job_id, pipeline.INDEX, seq)
+    _run(self, job_id, INDEX, seq)
 
 
-@shared_task(name="jobs.analyze", **STEP_OPTIONS)
+@shared_task(name=STEP_TASK_NAMES[ANALYZE], **STEP_OPTIONS)
 def analyze(self: Task, job_id: str, seq: int | None = None) -> None:
-    _run(self, job_id, pipeline.ANALYZE, seq)
+    _run(self, job_id, ANALYZE, seq)
 
 
-@shared_task(name="jobs.finalize", **STEP_OPTIONS)
+@shared_task(name=STEP_TASK_NAMES[FINALIZE], **STEP_OPTIONS)
 def finalize(self: Task, job_id: str, seq: int | None = None) -> None:
-    _run(self, job_id, pipeline.FINALIZE, seq)
+    _run(self, job_id, FINALIZE, seq)
 
 
 @shared_task(name="jobs.sweep", autoretry_for=INFRASTRUCTURE_ERRORS, max_retries=3)
 def sweep() -> dict[str, int]:
     return sweeper.sweep()
-
-
-STEP_TASKS = {
-    pipeline.TRANSCRIBE: transcribe,
-    pipeline.POLL: poll_transcript,
-    pipeline.INDEX: index,
-    pipeline.ANALYZE: analyze,
-    pipeline.FINALIZE: finalize,
-}

@@ -14,8 +14,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from jobs import shaping
+from jobs.actions import reprocess_job
 from jobs.models import AnalysisTemplate, Job
-from jobs.state import reprocess_job
 
 
 class AnalysisTemplateForm(forms.ModelForm):

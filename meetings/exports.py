@@ -11,21 +11,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponse
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_safe
 
-from jobs.models import Job
-from jobs.web.tokens import results_url
-from jobs.web.views import viewable_job
 from meeting_intel.lib.media import safe_filename
 from meetings.action_calendar import render_ics
 from meetings.models import Meeting, Segment
 from meetings.reports.content import Report, build_report
 from meetings.reports.docx_report import render_docx
 from meetings.reports.pdf_report import render_pdf
-from meetings.serializers import ordered_sections, with_results
+from meetings.serializers import ordered_sections
 
 
 def _clock(ms: int, separator: str) -> str:
@@ -157,14 +152,6 @@ def export_response(meeting: Meeting, fmt: str) -> HttpResponse:
     return response
 
 
-@require_safe
-def transcript_download(request: HttpRequest, meeting_id: object, fmt: str) -> HttpResponse:
-    """`/meetings/{id}/transcript.{fmt}?token=…`: the export for staff and viewer-token holders."""
-    meeting = get_object_or_404(with_results(Meeting.objects.all()), id=meeting_id)
-    viewable_job(request, meeting.job_id)
-    return export_response(meeting, fmt)
-
-
 @dataclass(frozen=True)
 class ReportFormat:
     content_type: str
@@ -192,8 +179,9 @@ def report_response(meeting: Meeting, fmt: str) -> HttpResponse:
     """The meeting's report as a download in `fmt` ("docx" or "pdf"); Http404 for another.
 
     `meeting` should come from ``with_results``. A three-hour meeting (about
-    1,800 turns) renders in about 0.3 s as DOCX and 1.5–2.5 s as PDF
-    (README "Reports"), well inside a request, so it is not streamed.
+    1,800 turns) takes about 0.6–1.1 s as DOCX and 1.3–3.1 s as PDF on a
+    shared 2-core machine (`make bench` scenario 9, README "Hand-offs and
+    cost"), well inside a request, so it is not streamed.
     """
     report = REPORTS.get(fmt)
     if report is None:
@@ -208,24 +196,7 @@ def moment_link(results_page: str, start_ms: int | None) -> str:
     return results_page if start_ms is None else f"{results_page}#t={max(0, int(start_ms)) // 1000}"
 
 
-def calendar_response(meeting: Meeting, job: Job) -> HttpResponse:
-    """The meeting's action items as an `.ics` download of VTODOs."""
-    results_page = results_url(job, meeting.id) or ""
+def calendar_response(meeting: Meeting, results_page: str) -> HttpResponse:
+    """The meeting's action items as an `.ics` download of VTODOs linking to `results_page`."""
     body = render_ics(meeting, lambda ms: moment_link(results_page, ms))
     return _download(body, "text/calendar; charset=utf-8", meeting, "action-items", "ics")
-
-
-@require_safe
-def report_download(request: HttpRequest, meeting_id: object, fmt: str) -> HttpResponse:
-    """`/meetings/{id}/report.{docx,pdf}?token=…`: the report for staff and viewer-token holders."""
-    meeting = get_object_or_404(with_results(Meeting.objects.all()), id=meeting_id)
-    viewable_job(request, meeting.job_id)
-    return report_response(meeting, fmt)
-
-
-@require_safe
-def calendar_download(request: HttpRequest, meeting_id: object) -> HttpResponse:
-    """`/meetings/{id}/action-items.ics?token=…`: the to-dos for staff and viewer-token holders."""
-    meeting = get_object_or_404(Meeting.objects.prefetch_related("action_items"), id=meeting_id)
-    job, _ = viewable_job(request, meeting.job_id)
-    return calendar_response(meeting, job)

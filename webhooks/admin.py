@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from jobs.admin import JobAdmin
 from jobs.models import ApiClient
 from meeting_intel.lib.admin_permissions import (
     ExplainedActionsMixin,
@@ -49,6 +50,11 @@ class WebhookDeliveryInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+# A job's admin page lists its deliveries; the inline is added from here
+# because jobs never imports webhooks.
+JobAdmin.inlines = [*JobAdmin.inlines, WebhookDeliveryInline]
 
 
 @admin.register(WebhookDelivery)

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.tokens import results_url
 from jobs.usage import job_usage
-from jobs.web.tokens import results_url
 from meetings.models import Meeting
 from meetings.serializers import meeting_data
 from webhooks.models import WebhookDelivery
@@ -73,6 +73,11 @@ def record_job_event(job: Job, event_type: str) -> WebhookDelivery | None:
     if first_wait <= settings.MAX_COUNTDOWN_SECONDS:
         transaction.on_commit(lambda: _enqueue(delivery.id, first_wait))
     return delivery
+
+
+def on_job_finished(sender: object, job: Job, event: str, **_: object) -> None:
+    """``jobs.signals.job_finished`` receiver: the job's event joins the outbox."""
+    record_job_event(job, event)
 
 
 def _enqueue(delivery_id: int, countdown: float) -> None:

@@ -22,10 +22,11 @@ from jobs.models import Job
 from jobs.pipeline import answers, chunking
 from jobs.providers import get_analyzer
 from jobs.providers.analysis_steps import job_steps, pending_analysis, section_key, step_label
-from jobs.providers.base import AnalysisContext, StepOutput, Transcript
+from jobs.providers.base import AnalysisContext, StepOutput
 from jobs.state import lock_for_write, touch, update_job
 from meetings import results as meeting_services
 from meetings.models import Meeting
+from meetings.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 

@@ -10,16 +10,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from jobs.providers.base import Transcript, Utterance
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters a token for English: cheap and close enough for budgets."""
-    return len(text) // 4 + 1
-
-
-def _line(u: Utterance) -> str:
-    return f"[{u.start_ms}] {u.speaker}: {u.text}"
+from meetings.transcript import Transcript, Utterance, estimate_tokens, prompt_line
 
 
 def _split_long(u: Utterance, budget: int) -> list[Utterance]:
@@ -46,10 +37,10 @@ def split(transcript: Transcript, budget: int) -> list[Transcript]:
     for utterance in transcript.utterances:
         for u in (
             _split_long(utterance, budget)
-            if estimate_tokens(_line(utterance)) > budget
+            if estimate_tokens(prompt_line(utterance)) > budget
             else [utterance]
         ):
-            tokens = estimate_tokens(_line(u)) + 1
+            tokens = estimate_tokens(prompt_line(u)) + 1
             if chunks[-1] and size + tokens > budget:
                 chunks.append([])
                 size = 0

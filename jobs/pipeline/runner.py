@@ -1,13 +1,10 @@
 """The pipeline as checkpointed steps.
 
-A job's next step is derived from its saved checkpoints, never from the
-message that woke the worker, so a retry, a redelivery, a sweep or a
-reprocess all resume at the first step without a saved result:
-
-    transcribe → poll (while the provider works) → index → analyze → finalize
-
-Each step runs under the job's lease (see ``services.claim``), writes its
-checkpoint, and returns how long to wait before the next step. No step waits
+A job's next step is derived from its saved checkpoints (``steps.next_step``),
+so a retry, a redelivery, a sweep or a reprocess all resume at the first
+step without a saved result. Each step runs under the job's lease (see
+``jobs.state.claim``), writes its checkpoint, and returns how long to wait
+before the next step (``jobs.tasks`` queues it). No step waits
 on a provider: a transcription in progress is checked by short poll tasks.
 """
 
@@ -15,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -32,10 +28,20 @@ from jobs.models import Job
 from jobs.pipeline import download as downloads
 from jobs.pipeline import index as search_index
 from jobs.pipeline.analyze import analyze
+from jobs.pipeline.steps import (
+    ANALYZE,
+    FINALIZE,
+    INDEX,
+    POLL,
+    TRANSCRIBE,
+    backoff_seconds,
+    next_step,
+    poll_delay,
+)
 from jobs.providers import get_transcriber
 from jobs.providers import limits as ratelimit
-from jobs.providers.analysis_steps import pending_analysis
-from jobs.providers.base import AudioSource, Transcript
+from jobs.providers.base import AudioSource
+from jobs.signals import job_finished
 from jobs.state import (
     TRANSCRIPTION_SLOTS,
     claim,
@@ -47,37 +53,11 @@ from jobs.state import (
 )
 from meetings import results as meeting_services
 from meetings.models import Meeting
+from meetings.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 
 Status, Stage = Job.Status, Job.Stage
-
-TRANSCRIBE, POLL, INDEX, ANALYZE, FINALIZE = "transcribe", "poll", "index", "analyze", "finalize"
-
-
-def next_step(job: Job) -> str | None:
-    if job.status in Job.TERMINAL:
-        return None
-    if job.transcript_saved_at is None:
-        return POLL if job.transcript_external_id else TRANSCRIBE
-    if not job.search_index:
-        return INDEX
-    if pending_analysis(job):
-        return ANALYZE
-    return FINALIZE
-
-
-def backoff_seconds(retry: int) -> float:
-    """base·2^retry with equal jitter, so retries of many jobs spread out."""
-    delay = settings.JOB_RETRY_BASE_SECONDS * (2**retry)
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
-def poll_delay(polls: int) -> float:
-    return min(
-        settings.TRANSCRIPT_POLL_SECONDS * (1.5 ** min(polls, 20)),
-        settings.TRANSCRIPT_POLL_MAX_SECONDS,
-    )
 
 
 def callback_token(job: Job) -> str:
@@ -160,22 +140,6 @@ def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
         )
     return delay
-
-
-def enqueue_next(job_id: object, delay: float | None = None) -> None:
-    """Queue the job's next step as a Celery task (after `delay` seconds)."""
-    from jobs.tasks import STEP_TASKS
-
-    job = Job.objects.filter(id=job_id).first()
-    step = next_step(job) if job else None
-    if step is None:
-        return
-    countdown = min(delay or 0, settings.MAX_COUNTDOWN_SECONDS)
-    STEP_TASKS[step].apply_async(
-        args=[str(job_id)],
-        kwargs={"seq": job.transcript_polls} if step == POLL else {},
-        countdown=countdown or None,
-    )
 
 
 def run_inline(job_id: object, on_change: Callable[[Job], None] | None = None) -> Job:
@@ -290,8 +254,6 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
 
 
 def finalize(job: Job, task_id: str) -> float | None:
-    from webhooks.outbox import record_job_event
-
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         meeting = Meeting.objects.get(job=fresh)
@@ -301,7 +263,7 @@ def finalize(job: Job, task_id: str) -> float | None:
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         update_job(fresh, "Notifying", stage=Stage.NOTIFYING)
-        record_job_event(fresh, "job.completed")
+        job_finished.send(sender=Job, job=fresh, event="job.completed")
         degraded = f" (without {', '.join(meeting.degraded)})" if meeting.degraded else ""
         update_job(
             fresh,

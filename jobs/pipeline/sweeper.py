@@ -21,7 +21,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.state import enqueue_or_leave_to_sweeper, update_job
+from jobs.pipeline.queue import enqueue_or_leave_to_sweeper
+from jobs.state import update_job
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,9 @@
 """Provider selection: TRANSCRIPTION_PROVIDER and ANALYSIS_PROVIDER pick the module.
 
+The analysis provider also picks the answerer of questions and the embedder
+for search; every vendor module imports only the interfaces, never this
+selection.
+
 Every provider handed out is wrapped so its calls' latency, errors and
 retries are measured (``instrumented.py``).
 """
@@ -8,7 +12,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from jobs.providers.answering import Answerer
 from jobs.providers.base import Analyzer, Transcriber
+from jobs.providers.embedding import Embedder
 from jobs.providers.instrumented import measured_analyzer, measured_transcriber
 
 
@@ -45,3 +51,23 @@ def _analyzer() -> Analyzer:
     from jobs.providers.local.analysis import LocalAnalyzer
 
     return LocalAnalyzer()
+
+
+def get_answerer() -> Answerer:
+    if settings.ANALYSIS_PROVIDER == "openai":
+        from jobs.providers.openai.answers import OpenAIAnswerer
+
+        return OpenAIAnswerer()
+    from jobs.providers.local.answers import ExtractiveAnswerer
+
+    return ExtractiveAnswerer()
+
+
+def get_embedder() -> Embedder:
+    if settings.ANALYSIS_PROVIDER == "openai":
+        from jobs.providers.openai.embeddings import OpenAIEmbedder
+
+        return OpenAIEmbedder()
+    from jobs.providers.local.embeddings import LocalEmbedder
+
+    return LocalEmbedder()

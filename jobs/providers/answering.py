@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from django.conf import settings
 from pydantic import BaseModel, ConfigDict
 
 
@@ -62,13 +61,3 @@ class Answerer(Protocol):
     name: str
 
     def answer(self, question: str, sources: list[Source]) -> Answer: ...
-
-
-def get_answerer() -> Answerer:
-    if settings.ANALYSIS_PROVIDER == "openai":
-        from .openai.answers import OpenAIAnswerer
-
-        return OpenAIAnswerer()
-    from .local.answers import ExtractiveAnswerer
-
-    return ExtractiveAnswerer()

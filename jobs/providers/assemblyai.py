@@ -16,7 +16,8 @@ from assemblyai import api as aai_api
 from django.conf import settings
 
 from jobs.errors import PermanentError, TransientError
-from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.base import AudioSource
+from meetings.transcript import Transcript, Utterance
 
 T = TypeVar("T")
 

@@ -6,26 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class Utterance:
-    speaker: str
-    start_ms: int
-    end_ms: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Transcript:
-    utterances: list[Utterance]
-    language: str = ""
-    duration_seconds: float | None = None
-    # Set when the provider was asked to detect the language and named one.
-    detected_language: str = ""
-
-    def as_prompt(self) -> str:
-        """One line per turn, with the start time the model cites back."""
-        return "\n".join(f"[{u.start_ms}] {u.speaker}: {u.text}" for u in self.utterances)
+from meetings.transcript import Transcript
 
 
 @dataclass(frozen=True)

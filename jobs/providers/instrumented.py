@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from jobs.errors import PermanentError, TransientError
 from jobs.providers.base import (
     NO_CONTEXT,
     AnalysisContext,
@@ -17,10 +18,19 @@ from jobs.providers.base import (
     AudioSource,
     StepOutput,
     Transcriber,
-    Transcript,
 )
+from meetings.transcript import Transcript
 
 T = TypeVar("T")
+
+
+def error_kind(error: BaseException) -> str:
+    """How a failed call is counted: transient (retried), permanent, or unexpected."""
+    if isinstance(error, TransientError):
+        return "transient"
+    if isinstance(error, PermanentError):
+        return "permanent"
+    return "unexpected"
 
 
 class _Measured:
@@ -41,7 +51,9 @@ class _Measured:
         try:
             result = call()
         except Exception as exc:
-            observe_provider_call(self.name, operation, time.perf_counter() - started, exc)
+            observe_provider_call(
+                self.name, operation, time.perf_counter() - started, error_kind(exc)
+            )
             raise
         observe_provider_call(self.name, operation, time.perf_counter() - started, None)
         return result

@@ -32,15 +32,15 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from jobs.models import Job
-from jobs.web.access import is_staff
-from jobs.web.broadcast import (
+from jobs.broadcast import (
     group_name,
     staff_session_group,
     staff_user_group,
     status_message,
 )
-from jobs.web.tokens import ViewerClaims, claims_allow, read_viewer_token, results_url
+from jobs.models import Job
+from jobs.tokens import ViewerClaims, claims_allow, read_viewer_token, results_url
+from jobs.web.access import is_staff
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 Counters and histograms are written by whichever process observes them (web,
 worker children) to files in ``PROMETHEUS_MULTIPROC_DIR``; ``/metrics`` merges
-the files and adds gauges computed when scraped (jobs by status, jobs in
-flight, queue depth), so they are right however many processes run.
+the files and adds gauges computed when scraped (``meeting_intel.ops.scrape``:
+jobs by status, jobs in flight, queue depth), so they are right however many
+processes run. This module imports no app: every layer may observe into it.
 
 A worker machine without a web process serves the same merged series on
 ``WORKER_METRICS_PORT`` (see ``meeting_intel.ops.wiring``).
@@ -15,20 +16,14 @@ lists them.
 from __future__ import annotations
 
 import hmac
-import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Collection
 from datetime import datetime
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, values
-from prometheus_client import generate_latest as _generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector
-
-logger = logging.getLogger(__name__)
 
 
 def _process_identifier() -> str:
@@ -103,21 +98,14 @@ def observe_rate_limit_wait(resource: str, seconds: float) -> None:
     RATE_LIMIT_WAIT.labels(resource).observe(max(0.0, seconds))
 
 
-def observe_provider_call(
-    provider: str, operation: str, seconds: float, error: BaseException | None
-) -> None:
-    from jobs.errors import PermanentError, TransientError
+ERROR_KINDS = ("transient", "permanent", "unexpected")
 
+
+def observe_provider_call(provider: str, operation: str, seconds: float, kind: str | None) -> None:
+    """Record one provider call; `kind` is its error's kind (one of ERROR_KINDS), None if it succeeded."""
     PROVIDER_LATENCY.labels(provider, operation).observe(seconds)
-    if error is None:
+    if kind is None:
         return
-    kind = (
-        "transient"
-        if isinstance(error, TransientError)
-        else "permanent"
-        if isinstance(error, PermanentError)
-        else "unexpected"
-    )
     PROVIDER_ERRORS.labels(provider, operation, kind).inc()
     if kind != "permanent":
         PROVIDER_RETRIES.labels(provider, operation).inc()
@@ -145,121 +133,39 @@ def observe_webhook_attempt(status_code: int | None, error: str) -> None:
 
 
 def observe_transition(
-    history: list[tuple[str, str, datetime]], status: str, stage: str, at: datetime
+    history: list[tuple[str, str, datetime]],
+    status: str,
+    stage: str,
+    at: datetime,
+    *,
+    terminal: Collection[str],
 ) -> None:
     """Observe what a new job event ends: a stage, and maybe the job's run.
 
     `history` is the job's earlier events, newest first, as (status, stage,
     created_at). A stage ends when the stage changes or the job becomes
     terminal; a run starts at the first event after the previous terminal one.
-    Events after a terminal one (a restart, a note) end nothing.
+    Events after a terminal one (a restart, a note) end nothing. `terminal`
+    is the job statuses that end a run.
     """
-    from jobs.models import Job
-
-    if not history or history[0][0] in Job.TERMINAL:
+    if not history or history[0][0] in terminal:
         return
     prev_stage = history[0][1]
-    terminal = status in Job.TERMINAL
-    if stage != prev_stage or terminal:
+    ends_run = status in terminal
+    if stage != prev_stage or ends_run:
         started = history[0][2]
         for old_status, old_stage, created in history:
-            if old_stage != prev_stage or old_status in Job.TERMINAL:
+            if old_stage != prev_stage or old_status in terminal:
                 break
             started = created
         STAGE_DURATION.labels(prev_stage).observe(max(0.0, (at - started).total_seconds()))
-    if terminal:
+    if ends_run:
         run_start = history[-1][2]
         for old_status, _, created in history:
-            if old_status in Job.TERMINAL:
+            if old_status in terminal:
                 break
             run_start = created
         JOB_DURATION.labels(status).observe(max(0.0, (at - run_start).total_seconds()))
-
-
-# --- Gauges computed at scrape time ----------------------------------------------
-
-
-def _queue_keys(queue: str) -> list[str]:
-    # kombu's Redis transport keeps one list per priority step.
-    return [queue] + [f"{queue}\x06\x16{step}" for step in (3, 6, 9)]
-
-
-class StateCollector:
-    """Jobs by status, jobs in flight, and broker queue depth, read when scraped."""
-
-    def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "meeting_intel_scrape_source_up",
-            "Whether the scrape could read a source (database, broker).",
-            labels=["source"],
-        )
-        try:
-            yield from self._jobs()
-            up.add_metric(["database"], 1)
-        except Exception:
-            logger.warning("metrics: could not read jobs from the database", exc_info=True)
-            up.add_metric(["database"], 0)
-        try:
-            yield from self._queues()
-            up.add_metric(["broker"], 1)
-        except Exception:
-            logger.warning("metrics: could not read queue depth from the broker", exc_info=True)
-            up.add_metric(["broker"], 0)
-        yield up
-
-    def _jobs(self) -> Iterator[Metric]:
-        from django.db.models import Count
-        from django.utils import timezone
-
-        from jobs.models import Job
-
-        counts = dict.fromkeys(Job.Status.values, 0)
-        for row in Job.objects.order_by().values("status").annotate(n=Count("id")):
-            counts[row["status"]] = row["n"]
-        by_status = GaugeMetricFamily(
-            "meeting_intel_jobs", "Jobs by current status.", labels=["status"]
-        )
-        for status, count in counts.items():
-            by_status.add_metric([status], count)
-        in_flight = (
-            Job.objects.filter(status__in=Job.ACTIVE, lease_expires__gt=timezone.now())
-            .exclude(lease_task="")
-            .count()
-        )
-        yield by_status
-        yield GaugeMetricFamily(
-            "meeting_intel_jobs_in_flight",
-            "Jobs with a step running on a worker right now (a live lease).",
-            value=in_flight,
-        )
-
-    def _queues(self) -> Iterator[Metric]:
-        import redis
-
-        client = redis.Redis.from_url(
-            settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-        try:
-            pipe = client.pipeline(transaction=False)
-            for queue in settings.WORKER_QUEUES:
-                for key in _queue_keys(queue):
-                    pipe.llen(key)
-            pipe.hlen("unacked")
-            lengths = pipe.execute()
-        finally:
-            client.close()
-        depth = GaugeMetricFamily(
-            "meeting_intel_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"]
-        )
-        per_queue = len(_queue_keys(""))
-        for i, queue in enumerate(settings.WORKER_QUEUES):
-            depth.add_metric([queue], sum(lengths[i * per_queue : (i + 1) * per_queue]))
-        yield depth
-        yield GaugeMetricFamily(
-            "meeting_intel_broker_unacked",
-            "Messages handed to workers and not yet acknowledged (running or on countdown).",
-            value=lengths[-1],
-        )
 
 
 def multiprocess_registry() -> CollectorRegistry:
@@ -279,41 +185,6 @@ WEBHOOK_OUTCOMES = (
     "network_error",
     "refused",
 )
-_declared = False
-
-
-def _declare_known_series() -> None:
-    """Give every known label set a zero sample, so dashboards and alerts see
-    0 rather than no data before the first job. Done at the first scrape, in
-    the scraping process, which is the one that serves them."""
-    global _declared
-    if _declared:
-        return
-    from jobs.models import Job
-    from jobs.providers.analysis_steps import STEPS as ANALYSIS_STEPS
-
-    for status in Job.TERMINAL:
-        JOB_DURATION.labels(status)
-    for stage in Job.Stage.values:
-        if stage != Job.Stage.DONE:
-            STAGE_DURATION.labels(stage)
-    for outcome in WEBHOOK_OUTCOMES:
-        WEBHOOK_ATTEMPTS.labels(outcome)
-    calls = [(settings.TRANSCRIPTION_PROVIDER, op) for op in ("submit", "fetch")]
-    calls += [(settings.ANALYSIS_PROVIDER, step) for step in (*ANALYSIS_STEPS, "section")]
-    for provider, operation in calls:
-        PROVIDER_LATENCY.labels(provider, operation)
-        PROVIDER_RETRIES.labels(provider, operation)
-        for kind in ("transient", "permanent", "unexpected"):
-            PROVIDER_ERRORS.labels(provider, operation, kind)
-    _declared = True
-
-
-def generate_latest() -> bytes:
-    _declare_known_series()
-    registry = multiprocess_registry()
-    registry.register(StateCollector())
-    return _generate_latest(registry)
 
 
 def scrape_allowed(authorization: str) -> bool:
@@ -330,12 +201,3 @@ def scrape_allowed(authorization: str) -> bool:
 
 
 UNAUTHORIZED = b"metrics need a bearer token\n"
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """GET /metrics: the Prometheus exposition, for scrapers allowed by `scrape_allowed`."""
-    if not scrape_allowed(request.headers.get("Authorization", "")):
-        response = HttpResponse(UNAUTHORIZED, status=401, content_type="text/plain")
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

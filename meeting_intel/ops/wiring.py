@@ -250,7 +250,7 @@ def _job_event_committed(
             .order_by("-id")
             .values_list("status", "stage", "created_at")[:HISTORY_LIMIT]
         )
-        metrics.observe_transition(history, status, stage, created_at)
+        metrics.observe_transition(history, status, stage, created_at, terminal=Job.TERMINAL)
     except Exception:
         logger.warning("metrics: could not observe the transition of job %s", job_id, exc_info=True)
 

@@ -126,6 +126,13 @@
     return raw.split(":").reduce((total, part) => total * 60 + Number(part), 0) * 1000;
   }
 
+  // 0:05, 12:30, 1:02:03: as the transcript shows times.
+  function clock(ms) {
+    const total = Math.floor(ms / 1000), h = Math.floor(total / 3600);
+    const m = Math.floor(total / 60) % 60, s = String(total % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
   const meaning = document.getElementById("search-meaning");
   const meaningHits = document.getElementById("meaning-hits");
   if (meaning && meaningHits && search) {
@@ -144,7 +151,7 @@
             const link = document.createElement("a");
             link.href = `#t=${Math.floor(hit.start_ms / 1000)}`;
             link.className = "moment";
-            link.textContent = new Date(hit.start_ms).toISOString().slice(11, 19);
+            link.textContent = clock(hit.start_ms);
             link.addEventListener("click", (e) => { e.preventDefault(); history.replaceState(null, "", link.getAttribute("href")); goTo(hit.start_ms); seek(hit.start_ms); });
             const who = document.createElement("strong");
             who.textContent = ` ${hit.speaker_name}: `;

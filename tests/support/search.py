@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.providers.embedding import LocalEmbedder
+from jobs.providers.local.embeddings import LocalEmbedder
 from meetings.models import Meeting
 from meetings.search import passages
 

@@ -22,11 +22,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
-from jobs import shaping
+from jobs import broadcast, shaping
+from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline import runner as pipeline
-from jobs.state import submit_job
-from jobs.web import broadcast
 from meeting_intel.lib.media import MediaProblem, inspect_media, safe_filename
 from meetings.serializers import meeting_data
 

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand
 from jobs.errors import Deferred, PipelineError
 from jobs.models import Job
 from jobs.pipeline.index import DEGRADED_NAME, DONE
-from jobs.providers.embedding import get_embedder
+from jobs.providers import get_embedder
 from meetings.models import Meeting
 from meetings.search import passages
 

@@ -50,8 +50,9 @@ from typing import Any
 
 from jobs.errors import PermanentError
 from jobs.providers import analysis_steps as analysis
-from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput, Transcript
+from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput
 from jobs.providers.local.due_dates import MONTHS, WEEKDAYS, find_due_date
+from meetings.transcript import Transcript
 
 NOTES = ["offline analyzer"]
 SUMMARY_PREFIX = "[Offline summary]"

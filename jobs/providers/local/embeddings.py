@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.providers.embedding import Embedded
+from meeting_intel.lib import blas
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
@@ -136,14 +139,7 @@ _lock = threading.Lock()
 
 @cache
 def _model() -> MiniLM:
-    # One BLAS thread for the whole process: workers already run one process
-    # per core (WORKER_CONCURRENCY) and web serves requests in parallel, and
-    # on a busy machine OpenBLAS threads spin against each other. Measured on
-    # 2 cores under load: a query's embedding p50 24 ms with one thread, 278 ms
-    # with two; a 32-passage batch 2.9 s against 3.9 s.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
+    blas.one_thread()  # a 32-passage batch: 2.9 s with one, 3.9 s with two on a busy machine
     return MiniLM()
 
 
@@ -151,3 +147,14 @@ def model() -> MiniLM:
     """The process's one loaded model (loaded on first use, about 90 MB)."""
     with _lock:
         return _model()
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 in this process."""
+
+    def __init__(self) -> None:
+        self._model = model()
+        self.name = f"local:{MODEL_NAME}"
+
+    def embed(self, texts: list[str]) -> Embedded:
+        return Embedded(self._model.embed(texts), self._model.count_tokens(texts))

@@ -44,8 +44,9 @@ from faster_whisper import WhisperModel
 
 from jobs.errors import PermanentError
 from jobs.providers.audio import to_wav16k
-from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.base import AudioSource
 from jobs.providers.local.speaker_turns import SAMPLE_RATE, Turn, label_turns, speech_turns
+from meetings.transcript import Transcript, Utterance
 
 # Recognise at most five minutes at a time, cut at pauses (see _batches), with
 # a little audio either side so no word is clipped at a turn's edge.

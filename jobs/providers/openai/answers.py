@@ -12,11 +12,11 @@ from django.conf import settings
 from pydantic import ValidationError
 
 from jobs.errors import TransientError
-from jobs.pipeline import chunking
 from jobs.providers import limits
 from jobs.providers.answering import NOT_FOUND, Answer, AnswerOut, Source, clock
 from jobs.providers.openai.chat import repair_json
 from jobs.providers.openai.errors import translate
+from meetings.transcript import estimate_tokens
 
 EXPECTED_COMPLETION_TOKENS = 400
 SYSTEM = (
@@ -54,7 +54,7 @@ class OpenAIAnswerer:
         limits.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
         limits.throttle(
             "openai:tokens",
-            chunking.estimate_tokens(SYSTEM + content) + EXPECTED_COMPLETION_TOKENS,
+            estimate_tokens(SYSTEM + content) + EXPECTED_COMPLETION_TOKENS,
             settings.OPENAI_TOKENS_PER_MINUTE,
         )
         try:

@@ -38,8 +38,9 @@ from django.conf import settings
 
 from jobs.errors import PermanentError
 from jobs.providers.audio import to_mp3_16k
-from jobs.providers.base import AudioSource, Transcript, Utterance
+from jobs.providers.base import AudioSource
 from jobs.providers.openai.errors import translate
+from meetings.transcript import Transcript, Utterance
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 PROMPT_MAX_CHARS = 800

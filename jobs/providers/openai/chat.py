@@ -16,11 +16,11 @@ from django.conf import settings
 from pydantic import ValidationError
 
 from jobs.errors import PermanentError
-from jobs.pipeline import chunking
 from jobs.providers import analysis_steps as analysis
 from jobs.providers import limits as ratelimit
-from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput, Transcript
+from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput
 from jobs.providers.openai.errors import translate
+from meetings.transcript import Transcript, estimate_tokens
 
 # Budgeted per call before the answer's real size is known.
 EXPECTED_COMPLETION_TOKENS = 800
@@ -59,7 +59,7 @@ class OpenAIAnalyzer:
         ratelimit.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
         ratelimit.throttle(
             "openai:tokens",
-            chunking.estimate_tokens(prompt) + EXPECTED_COMPLETION_TOKENS,
+            estimate_tokens(prompt) + EXPECTED_COMPLETION_TOKENS,
             settings.OPENAI_TOKENS_PER_MINUTE,
         )
         schema = analysis.json_schema(step, context)

@@ -15,10 +15,10 @@ import openai
 from django.conf import settings
 
 from jobs.errors import TransientError
-from jobs.pipeline import chunking
 from jobs.providers import limits
 from jobs.providers.embedding import Embedded
 from jobs.providers.openai.errors import translate
+from meetings.transcript import estimate_tokens
 
 BATCH = 256
 
@@ -45,7 +45,7 @@ class OpenAIEmbedder:
             )
             limits.throttle(
                 f"openai:{self.model}:tokens",
-                sum(chunking.estimate_tokens(t) for t in batch),
+                sum(estimate_tokens(t) for t in batch),
                 settings.OPENAI_EMBEDDING_TOKENS_PER_MINUTE,
             )
             try:
