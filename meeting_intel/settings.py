@@ -414,6 +414,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Say what the code enforces beyond the serializers (meeting_intel/http/schema_contract.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "meeting_intel.http.schema_contract.no_nul_in_text",
+    ],
 }
 
 # --- Static and media -------------------------------------------------------
