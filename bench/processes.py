@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
-from typing import IO
 
 from tests.support.platform import (
     ROOT,
     WORKER_ENTRIES,
+    Process,
     procfile_entries,
     wait_for_output,
     wait_http,
@@ -26,37 +25,15 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-class Service:
-    """One long-running command in its own process group, logging to var/bench/logs/<name>.log."""
+class Service(Process):
+    """One long-running command in its own process group, logging to var/bench/logs/<name>.log.
+
+    The test harness's Process, plus what a benchmark measures: pausing the
+    group, and its CPU time and memory.
+    """
 
     def __init__(self, name: str, command: str, env: dict[str, str]) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.log_path = LOG_DIR / f"{name}.log"
-        self._log: IO[bytes] = self.log_path.open("wb")
-        self.popen = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            os.killpg(self.pid, sig)
+        super().__init__(name, env, command=command, log_path=LOG_DIR / f"{name}.log")
 
     def pause(self) -> None:
         """Freeze the whole group (SIGSTOP): queued work waits until resume()."""
@@ -66,19 +43,9 @@ class Service:
         self.signal(signal.SIGCONT)
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the group (a warm shutdown for Celery), SIGKILL if it lingers."""
+        """Resume a paused group first, so SIGTERM reaches it as a warm shutdown."""
         self.signal(signal.SIGCONT)
-        self.signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self._log.close()
-
-    def kill(self) -> None:
-        """SIGKILL the group: running tasks die with it."""
-        self.signal(signal.SIGKILL)
-        self.popen.wait(10)
+        super().stop(timeout)
 
     def cpu_seconds(self) -> float:
         """User + system CPU of every live process in the group, plus children it has reaped."""
@@ -166,14 +133,14 @@ def _group(pgid: int) -> dict[int, list[str]]:
 def start_web(env: dict[str, str], port: int) -> Service:
     """The Procfile's `web` on `port`, once /healthz answers."""
     service = Service("web", procfile_entries()["web"], {**env, "PORT": str(port)})
-    wait_http(f"http://127.0.0.1:{port}/healthz", service)  # type: ignore[arg-type]
+    wait_http(f"http://127.0.0.1:{port}/healthz", service)
     return service
 
 
 def start_worker(name: str, command: str, env: dict[str, str]) -> Service:
     """A Celery worker, once it says it is ready."""
     service = Service(name, command, env)
-    wait_for_output(service, "ready.")  # type: ignore[arg-type]
+    wait_for_output(service, "ready.")
     return service
 
 

@@ -114,7 +114,7 @@ def api_load(h: Harness) -> Result:
     )
     bare_service = Service("bare", command, {**h.env, "PORT": str(bare_port)})
     try:
-        wait_http(f"http://127.0.0.1:{bare_port}/healthz", bare_service)  # type: ignore[arg-type]
+        wait_http(f"http://127.0.0.1:{bare_port}/healthz", bare_service)
         floor = (f"http://127.0.0.1:{bare_port}/job/{job.id}/", {})
         for url, headers in (floor, api):  # warm both: imports, pools, caches
             load.run(url, headers, clients, 3)

@@ -5,11 +5,16 @@ output language are all client data. They are checked here against fixed
 caps (so one job cannot make every prompt huge) and turned into the
 AnalysisContext the providers receive. Nothing here is ever executed or
 formatted into our own instructions.
+
+The checks are plain functions rather than a schema library's models: the
+same messages ("participants[3].name must be ...") serve the API, admin
+and the CLI, and DRF, Django forms and argparse each wrap them their way.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from typing import Any
 
@@ -45,16 +50,20 @@ def _text(value: Any, what: str, limit: int, *, required: bool = False) -> str:
         raise ShapingProblem(f"{what} may not be blank.")
     if len(value) > limit:
         raise ShapingProblem(f"{what} must be at most {limit} characters.")
-    if any(not ch.isprintable() and ch not in "\n\t" for ch in value):
+    # The API's text rule (meeting_intel/http/schema_contract.py): no C0/C1
+    # controls but tab, newline and carriage return.
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" for ch in value):
         raise ShapingProblem(f"{what} may not contain control characters.")
     return value
 
 
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
 def clean_template_name(value: Any) -> str:
-    name = _text(value, "name", TEMPLATE_NAME_MAX, required=True)
-    if "\n" in name or "\t" in name:
-        raise ShapingProblem("name must be one line.")
-    return name
+    # One line: inner newlines and tabs become spaces (the schema cannot refuse them).
+    return _one_line(_text(value, "name", TEMPLATE_NAME_MAX, required=True))
 
 
 def clean_instructions(value: Any, what: str = "instructions") -> str:
@@ -80,7 +89,7 @@ def clean_sections(value: Any) -> list[dict[str, str]]:
                 "starting with a letter."
             )
         if key in keys:
-            raise ShapingProblem(f"sections[{i}].key {key!r} is used twice.")
+            continue  # a repeated key: the first section with it counts
         keys.add(key)
         cleaned.append(
             {
@@ -109,10 +118,9 @@ def clean_participants(value: Any) -> list[dict[str, str]]:
         if not isinstance(item, dict) or "name" not in item or set(item) - {"name", "role"}:
             raise ShapingProblem(f"participants[{i}] must be an object with a name and a role.")
         name = _text(item["name"], f"participants[{i}].name", PARTICIPANT_NAME_MAX, required=True)
-        if "\n" in name or "\t" in name:
-            raise ShapingProblem(f"participants[{i}].name must be one line.")
+        name = _one_line(name)
         if name.casefold() in names:
-            raise ShapingProblem(f"participants[{i}].name {name!r} is listed twice.")
+            continue  # listed twice: the first entry counts
         names.add(name.casefold())
         role = _text(item.get("role"), f"participants[{i}].role", PARTICIPANT_ROLE_MAX)
         cleaned.append({"name": name, "role": " ".join(role.split())})
@@ -127,9 +135,7 @@ def clean_vocabulary(value: Any) -> list[str]:
         raise ShapingProblem(f"At most {VOCABULARY_MAX} vocabulary terms.")
     terms: dict[str, str] = {}
     for i, term in enumerate(value):
-        term = _text(term, f"vocabulary[{i}]", TERM_MAX, required=True)
-        if "\n" in term or "\t" in term:
-            raise ShapingProblem(f"vocabulary[{i}] must be one line.")
+        term = _one_line(_text(term, f"vocabulary[{i}]", TERM_MAX, required=True))
         terms.setdefault(term.casefold(), term)
     return list(terms.values())
 

@@ -11,6 +11,12 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
+        from meeting_intel.http.schema_contract import (
+            install_strict_json_types,
+            install_strict_text,
+        )
         from meeting_intel.ops import wiring as observability
 
         observability.connect()
+        install_strict_text()
+        install_strict_json_types()

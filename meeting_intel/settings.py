@@ -408,6 +408,10 @@ if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API
     raise ImproperlyConfigured(
         f"API_THROTTLE_RATE must look like 600/min (per s, min, hour or day), got {API_THROTTLE_RATE!r}"
     )
+# GET /api/v1/jobs/{id}/ remembers an active key's client this long in each
+# web process (jobs/api/key_cache.py): a revoked key stops working there within
+# this many seconds (at once on every other endpoint). 0: look it up every time.
+API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 5.0, minimum=0)
 # Total seconds the worker spends downloading a job's `audio_url`.
 AUDIO_URL_TIMEOUT_SECONDS = env_float(
     "AUDIO_URL_TIMEOUT_SECONDS", min(240.0, TASK_SOFT_TIME_LIMIT * 0.8), minimum=1
@@ -446,6 +450,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Say what the code enforces beyond the serializers (meeting_intel/http/schema_contract.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "meeting_intel.http.schema_contract.no_nul_in_text",
+    ],
 }
 
 # --- Static and media -------------------------------------------------------

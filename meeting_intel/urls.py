@@ -4,20 +4,25 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api import job_read
 from jobs.api import meetings as meeting_api
 from jobs.api import search as search_api
 from jobs.api import templates as templates_api
 from jobs.api import views as job_api
+from jobs.web import callbacks, usage_page
 from jobs.web import meeting_pages as meeting_views
 from jobs.web import search as search_pages
-from jobs.web import usage_page
 from jobs.web import views as job_views
 from meeting_intel.ops import dashboard, health, scrape
 from webhooks import api as webhook_api
 
 api_v1 = [
     path("api/v1/jobs/", job_api.JobListCreate.as_view(), name="api-jobs"),
-    path("api/v1/jobs/<uuid:pk>/", job_api.JobDetail.as_view(), name="api-job"),
+    path(
+        "api/v1/jobs/<uuid:pk>/",
+        job_read.fast_job_detail(job_api.JobDetail.as_view()),
+        name="api-job",
+    ),
     path("api/v1/jobs/<uuid:pk>/events/", job_api.JobEvents.as_view(), name="api-job-events"),
     path(
         "api/v1/jobs/<uuid:pk>/webhooks/",
@@ -91,10 +96,10 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/reprocess/", job_views.job_reprocess, name="job-reprocess"),
     path(
         "hooks/assemblyai/<uuid:job_id>/",
-        job_views.assemblyai_callback,
+        callbacks.assemblyai_callback,
         name="assemblyai-callback",
     ),
-    path("healthz", job_views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", scrape.metrics_view, name="metrics"),
     # Before admin.site.urls, whose catch-all would take "dashboard" for an app label.

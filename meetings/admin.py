@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
@@ -14,6 +18,18 @@ class SpeakerInline(admin.TabularInline):
     model = Speaker
     extra = 0
     fields = ["label", "name"]
+
+
+class SpeakerFormSet(forms.BaseInlineFormSet):
+    """A name staff type in stays: the analysis leaves renamed speakers alone."""
+
+    def save_existing(self, form: Any, obj: Speaker, commit: bool = True) -> Speaker:
+        if "name" in form.changed_data:
+            obj.renamed_at = timezone.now()
+        return super().save_existing(form, obj, commit=commit)
+
+
+SpeakerInline.formset = SpeakerFormSet
 
 
 class SegmentInline(admin.TabularInline):

@@ -179,8 +179,9 @@ def report_response(meeting: Meeting, fmt: str) -> HttpResponse:
     """The meeting's report as a download in `fmt` ("docx" or "pdf"); Http404 for another.
 
     `meeting` should come from ``with_results``. A three-hour meeting (about
-    1,800 turns) renders in about 0.3 s as DOCX and 1.5–2.5 s as PDF
-    (README "Reports"), well inside a request, so it is not streamed.
+    1,800 turns) takes about 0.6–1.1 s as DOCX and 1.3–3.1 s as PDF on a
+    shared 2-core machine (`make bench` scenario 9, README "Hand-offs and
+    cost"), well inside a request, so it is not streamed.
     """
     report = REPORTS.get(fmt)
     if report is None:

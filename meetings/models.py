@@ -44,6 +44,9 @@ class Speaker(models.Model):
     meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="speakers")
     label = models.CharField(max_length=16)
     name = models.CharField(max_length=120, blank=True)
+    # Set when a person (API client or staff) names the speaker: the analysis
+    # then leaves the name alone, reprocessing included.
+    renamed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["label"]
@@ -82,6 +85,8 @@ class ActionItem(models.Model):
     index = models.PositiveIntegerField(default=0)
     text = models.TextField()
     owner = models.CharField(max_length=120, blank=True)
+    # The speaker the owner is (""): a rename of that speaker renames the owner.
+    owner_label = models.CharField(max_length=16, blank=True)
     due_date = models.DateField(null=True, blank=True)
     source_start_ms = models.PositiveIntegerField(null=True, blank=True)
 

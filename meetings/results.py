@@ -104,7 +104,10 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
         for entry in data["speakers"]:
             name = (entry.get("name") or "").strip()[:120]
             if name:
-                meeting.speakers.filter(label=entry["label"]).update(name=name)
+                # A name a person gave stays: the analysis only names the others.
+                meeting.speakers.filter(label=entry["label"], renamed_at__isnull=True).update(
+                    name=name
+                )
     elif step == "summary":
         meeting.summary = data["summary"].strip()
         meeting.save(update_fields=["summary", "updated_at"])
@@ -116,6 +119,7 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
                 index=i,
                 text=item["text"].strip(),
                 owner=(item.get("owner") or "").strip()[:120],
+                owner_label=(item.get("owner_label") or "")[:16],
                 due_date=_parse_date(item.get("due_date")),
                 source_start_ms=_non_negative(item.get("source_start_ms")),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -31,15 +31,29 @@ class SpeakerSerializer(serializers.ModelSerializer):
         return value
 
     def update(self, speaker: Speaker, validated_data: dict[str, Any]) -> Speaker:
-        """Rename the speaker. Action items owned under the old name follow the rename."""
+        """Rename the speaker; the analysis keeps the name from then on.
+
+        Action items owned by this speaker follow the rename: those the analysis
+        tied to its label, and those owned under the old name when no other
+        speaker of the meeting goes by that name.
+        """
         old_name = speaker.display_name
         with transaction.atomic():
             speaker.name = validated_data.get("name", speaker.name)
-            speaker.save(update_fields=["name"])
+            speaker.renamed_at = timezone.now()
+            speaker.save(update_fields=["name", "renamed_at"])
             if speaker.display_name != old_name:
-                ActionItem.objects.filter(meeting_id=speaker.meeting_id, owner=old_name).update(
-                    owner=speaker.display_name
+                items = ActionItem.objects.filter(meeting_id=speaker.meeting_id)
+                shared = any(
+                    other.display_name == old_name
+                    for other in Speaker.objects.filter(meeting_id=speaker.meeting_id).exclude(
+                        id=speaker.id
+                    )
                 )
+                mine = Q(owner_label=speaker.label) | Q(owner_label="", owner=old_name)
+                if shared:
+                    mine = Q(owner_label=speaker.label)
+                items.filter(mine).update(owner=speaker.display_name)
             Meeting.objects.filter(id=speaker.meeting_id).update(updated_at=timezone.now())
         return speaker
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
+from jobs.actions import cancel_job, retry_job, submit_job
 from jobs.models import Job
 from jobs.pipeline.queue import enqueue_next
-from jobs.actions import cancel_job, retry_job, submit_job
 from tests.conftest import SAMPLE_AUDIO, wait_for_job, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

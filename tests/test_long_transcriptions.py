@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
+from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.providers.base import AudioSource
 from jobs.providers.openai.audio import MAX_UPLOAD_BYTES, OpenAITranscriber
-from jobs.actions import submit_job
 
 TWO_HOURS = 2 * 3600
 

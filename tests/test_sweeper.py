@@ -12,9 +12,9 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline import sweeper
-from jobs.actions import submit_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import ApiClient
@@ -14,23 +15,35 @@ from webhooks import sender
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookSecret, new_webhook_id
 
 
-def redeliver(delivery: WebhookDelivery) -> None:
+def redeliver(delivery: WebhookDelivery) -> bool:
     """Send the same event again (same webhook-id and body) on a fresh schedule.
 
     Redelivering is staff's or the client's word that the endpoint is back,
-    so it also clears a 410 `gone` mark on the endpoint.
+    so it also clears a 410 `gone` mark on the endpoint. While an attempt is
+    being sent (claimed, before its deadline) nothing changes and False is
+    returned: that attempt is the redelivery, and a second would send twice.
     """
     from webhooks.tasks import deliver
 
+    now = timezone.now()
     with transaction.atomic():
-        WebhookEndpoint.objects.filter(url=delivery.url).update(gone_at=None, gone_reason="")
-        WebhookDelivery.objects.filter(id=delivery.id).update(
-            state=WebhookDelivery.State.PENDING,
-            attempt_count=0,
-            next_attempt_at=timezone.now(),
-            last_error="",
+        idle = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        restarted = (
+            WebhookDelivery.objects.filter(id=delivery.id)
+            .filter(idle)
+            .update(
+                state=WebhookDelivery.State.PENDING,
+                attempt_count=0,
+                next_attempt_at=now,
+                claimed_until=None,
+                last_error="",
+            )
         )
+        if not restarted:
+            return False
+        WebhookEndpoint.objects.filter(url=delivery.url).update(gone_at=None, gone_reason="")
         transaction.on_commit(lambda: deliver.delay(delivery.id))
+    return True
 
 
 def rotate_secret(client: ApiClient, overlap_seconds: float | None = None) -> WebhookSecret:

@@ -52,6 +52,9 @@ class WebhookDelivery(models.Model):
     body = models.TextField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
+    # Set while an attempt is being sent (until its deadline): a redelivery
+    # asked for meanwhile does not start a second, concurrent send.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)

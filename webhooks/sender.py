@@ -144,7 +144,13 @@ def attempt(delivery: WebhookDelivery) -> WebhookAttempt | None:
     """
     endpoint = gone_endpoint(delivery.url)
     if endpoint is not None:
-        _save(delivery, state=State.GONE, next_attempt_at=None, last_error=gone_note(endpoint))
+        _save(
+            delivery,
+            state=State.GONE,
+            next_attempt_at=None,
+            claimed_until=None,
+            last_error=gone_note(endpoint),
+        )
         return None
     started_at = timezone.now()
     outcome = post(delivery.url, delivery.webhook_id, delivery.body, secrets_for(delivery.job))
@@ -154,6 +160,7 @@ def attempt(delivery: WebhookDelivery) -> WebhookAttempt | None:
         "last_status_code": outcome.status_code,
         "last_error": outcome.error,
         "next_attempt_at": None,
+        "claimed_until": None,
     }
     with transaction.atomic():
         logged = WebhookAttempt.objects.create(

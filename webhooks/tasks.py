@@ -28,7 +28,7 @@ def claim(delivery_id: int) -> bool:
     return bool(
         WebhookDelivery.objects.filter(
             id=delivery_id, state__in=WebhookDelivery.DUE_STATES, next_attempt_at__lte=now
-        ).update(next_attempt_at=hold)
+        ).update(next_attempt_at=hold, claimed_until=hold)
     )
 
 

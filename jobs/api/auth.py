@@ -140,26 +140,37 @@ class ClientRateThrottle(throttling.BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         client = request.user
-        if not isinstance(client, ApiClient) or _Outage.active():
+        if not isinstance(client, ApiClient):
             return True  # the 401 for a missing key comes first
-        count, _, period = settings.API_THROTTLE_RATE.partition("/")
-        # The key's hash, not the row id: ids can be reused (SQLite, test
-        # databases) while Redis keeps the old client's history.
-        key = f"meeting-intel:throttle:{client.key_hash[:32]}"
-        try:
-            self._wait_ms = int(
-                _script(settings.REDIS_URL)(
-                    keys=[key], args=[int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]
-                )
-            )
-        except redis.RedisError:
-            _Outage.failed()
-            return True
-        _Outage.recovered()
+        self._wait_ms = throttle_wait_ms(client)
         return self._wait_ms == 0
 
     def wait(self) -> float | None:
         return self._wait_ms / 1000 if self._wait_ms else None
+
+
+def throttle_wait_ms(client: ApiClient) -> int:
+    """Count one request of `client`: 0 when allowed, else the milliseconds until it would be.
+
+    0 as well while Redis is unreachable (the throttle fails open, warning once).
+    """
+    if _Outage.active():
+        return 0
+    count, _, period = settings.API_THROTTLE_RATE.partition("/")
+    # The key's hash, not the row id: ids can be reused (SQLite, test
+    # databases) while Redis keeps the old client's history.
+    key = f"meeting-intel:throttle:{client.key_hash[:32]}"
+    try:
+        wait_ms = int(
+            _script(settings.REDIS_URL)(
+                keys=[key], args=[int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]
+            )
+        )
+    except redis.RedisError:
+        _Outage.failed()
+        return 0
+    _Outage.recovered()
+    return wait_ms
 
 
 def active_client(key: str) -> ApiClient | None:
@@ -198,11 +209,21 @@ def _staff_may_add_jobs(cookie_header: str) -> bool:
 def may_upload(scope: Any) -> bool:
     """Before an upload's body is read: does it carry an active API key (API) or a
     staff session that may add jobs (admin)? A wrong answer here only means the
-    body is refused early; the view checks again."""
+    body is refused early; the view checks again.
+
+    This runs before Django's request cycle, so nothing else hands its
+    connection back: without the close on both sides a connection broken by a
+    database outage would stay with this thread and fail every later upload."""
+    from django.db import close_old_connections
+
     headers = {name: value.decode("latin-1") for name, value in scope.get("headers", [])}
-    if scope.get("path", "").startswith("/api/"):
-        return _active_key(headers.get(b"authorization", ""))
-    return _staff_may_add_jobs(headers.get(b"cookie", ""))
+    close_old_connections()
+    try:
+        if scope.get("path", "").startswith("/api/"):
+            return _active_key(headers.get(b"authorization", ""))
+        return _staff_may_add_jobs(headers.get(b"cookie", ""))
+    finally:
+        close_old_connections()
 
 
 async def upload_allowed(scope: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from jobs.api.auth import client_of
 from jobs.search import Links, answer_question, embed_query, hit_data
-from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses
+from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses, refuse_blank_query
 from meetings.models import Meeting
 from meetings.search import hybrid
 from meetings.search.query import MAX_QUERY_CHARS, MODES, Filters
@@ -31,6 +31,9 @@ MAX_QUESTION_CHARS = 2000
 MAX_MEETING_IDS = 100
 
 
+@extend_schema_field(
+    {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+)
 class MomentField(serializers.Field):
     """An ISO 8601 date (the whole day) or date-time; naive values are UTC."""
 
@@ -67,7 +70,10 @@ class SearchParams(serializers.Serializer):
     mode = serializers.ChoiceField(MODES, default="hybrid")
     meeting_id = serializers.UUIDField(required=False, help_text="Only this meeting.")
     speaker = serializers.CharField(
-        max_length=120, required=False, help_text="A speaker's name or label (any case)."
+        max_length=120,
+        required=False,
+        allow_blank=True,
+        help_text="A speaker's name or label (any case); blank for every speaker.",
     )
     since = MomentField(required=False, help_text="Meetings created at or after (ISO 8601).")
     until = MomentField(
@@ -78,10 +84,8 @@ class SearchParams(serializers.Serializer):
     page = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
-            raise serializers.ValidationError({"until": "Must be after since."})
-        return attrs
+    # `until` at or before `since` is an empty window: no hits, not an error
+    # (the schema cannot say one parameter must follow another).
 
 
 class HitSerializer(serializers.Serializer):
@@ -169,6 +173,9 @@ class Search(APIView):
         },
     )
     def get(self, request: Request) -> Response:
+        refuse_blank_query(
+            request.query_params, ["since", "until", "meeting_id"], single=SearchParams().fields
+        )
         params = SearchParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         p = params.validated_data

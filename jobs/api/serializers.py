@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -156,20 +157,40 @@ def _check_webhook_secret(value: str) -> str:
     return value
 
 
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": 2000})
+class HttpUrlField(serializers.CharField):
+    """An absolute http(s) URL, checked as the schema states it (RFC 3986 `uri`).
+
+    Django's URLField also refuses hostnames over 253 characters and other
+    forms a URI allows; such a host never resolves, and the SSRF guard (on
+    submit and again in the worker) is what decides whether a URL is used.
+    """
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise serializers.ValidationError("Enter a valid URL.") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise serializers.ValidationError("Only absolute http and https URLs are allowed.")
+        if any(ch.isspace() for ch in value):
+            raise serializers.ValidationError("Enter a valid URL.")
+        return value
+
+
 class JobCreateSerializer(serializers.Serializer):
-    """What `POST /api/v1/jobs/` accepts: an `audio` file or an `audio_url`, and options."""
+    """What a multipart `POST /api/v1/jobs/` accepts: an `audio` file and options.
+
+    A recording by URL is a JSON (or urlencoded form) body: JobUrlCreateSerializer.
+    The two shapes are separate so the OpenAPI document can state each exactly.
+    """
 
     audio = serializers.FileField(
-        required=False,
         allow_empty_file=True,
-        help_text="The recording (audio or video). Give this or `audio_url`.",
-    )
-    audio_url = serializers.URLField(
-        required=False,
-        allow_blank=True,
-        max_length=2000,
-        help_text="An http(s) URL the platform downloads the recording from. "
-        "Give this or `audio`. Private and loopback hosts are refused.",
+        help_text="The recording (audio or video). To give a URL instead, send JSON.",
     )
     title = serializers.CharField(required=False, allow_blank=True, max_length=300)
     language = serializers.RegexField(
@@ -180,7 +201,7 @@ class JobCreateSerializer(serializers.Serializer):
         help_text="A language code such as `en` or `en_us`; blank to detect.",
     )
     speakers_expected = serializers.IntegerField(required=False, min_value=1, max_value=20)
-    webhook_url = serializers.URLField(
+    webhook_url = HttpUrlField(
         required=False,
         allow_blank=True,
         max_length=2000,
@@ -206,7 +227,7 @@ class JobCreateSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=shaping.TEMPLATE_NAME_MAX,
         help_text="The id or name of one of your templates; blank: your default template, "
-        "else the built-in analysis. An unknown one answers 400 `template_not_found`.",
+        "else the built-in analysis. An unknown one answers 422 `template_not_found`.",
     )
     instructions = InstructionsField(
         required=False,
@@ -250,21 +271,20 @@ class JobCreateSerializer(serializers.Serializer):
     def validate_webhook_url(self, value: str) -> str:
         return self._check_scheme(value)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("audio") and attrs.get("audio_url"):
-            raise serializers.ValidationError(
-                {"audio_url": "Give either an audio file or audio_url, not both."}
-            )
-        if not attrs.get("audio") and not attrs.get("audio_url"):
-            raise serializers.ValidationError({"audio": "Upload an audio file or give audio_url."})
-        return attrs
+    def to_internal_value(self, data: Any) -> Any:
+        # The schema lists every field; an unknown one is a mistake worth saying.
+        known = set(self.fields)
+        unknown = sorted(k for k in getattr(data, "keys", lambda: [])() if k not in known)
+        if unknown:
+            raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+        return super().to_internal_value(data)
 
 
 class JobUrlCreateSerializer(JobCreateSerializer):
-    """The JSON form of a submission: the same fields without a file."""
+    """The JSON (or urlencoded form) submission: the same fields, `audio_url` for the file."""
 
     audio = None  # type: ignore[assignment]
-    audio_url = serializers.URLField(
+    audio_url = HttpUrlField(
         max_length=2000,
         help_text="An http(s) URL the platform downloads the recording from. "
         "Private and loopback hosts are refused.",

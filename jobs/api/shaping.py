@@ -13,9 +13,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 
 from jobs import shaping
 from jobs.models import AnalysisTemplate
+from meeting_intel.http.errors import ApiError
 
 _SECTION_SCHEMA = {
     "type": "object",
@@ -26,7 +28,11 @@ _SECTION_SCHEMA = {
             "description": "Where the results appear: `Meeting.sections[key]`.",
         },
         "title": {"type": "string", "minLength": 1, "maxLength": shaping.SECTION_TITLE_MAX},
-        "instructions": {"type": "string", "maxLength": shaping.SECTION_INSTRUCTIONS_MAX},
+        "instructions": {
+            "type": "string",
+            "nullable": True,
+            "maxLength": shaping.SECTION_INSTRUCTIONS_MAX,
+        },
     },
     "required": ["key", "title"],
     "additionalProperties": False,
@@ -35,17 +41,38 @@ _PARTICIPANT_SCHEMA = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": shaping.PARTICIPANT_NAME_MAX},
-        "role": {"type": "string", "maxLength": shaping.PARTICIPANT_ROLE_MAX},
+        "role": {"type": "string", "nullable": True, "maxLength": shaping.PARTICIPANT_ROLE_MAX},
     },
     "required": ["name"],
     "additionalProperties": False,
 }
 
 
+def _json_or_text(item: Any) -> Any:
+    """A JSON list or object given as text, decoded; any other item stays text."""
+    if not isinstance(item, str) or not item.lstrip().startswith(("[", "{")):
+        return item
+    try:
+        return json.loads(item)
+    except (ValueError, RecursionError):
+        return item
+
+
 class _CheckedJSONField(serializers.JSONField):
     """A JSON value checked by a jobs.shaping cleaner; a string is parsed as JSON first."""
 
     cleaner: Any = None
+
+    def get_value(self, dictionary: Any) -> Any:
+        """In a form, the list is one JSON string, or one field per item (as OpenAPI
+        encodes an array in multipart): each item a JSON value or plain text."""
+        if not html.is_html_input(dictionary) or self.field_name not in dictionary:
+            return super().get_value(dictionary)
+        items = dictionary.getlist(self.field_name)
+        decoded = [_json_or_text(item) for item in items]
+        if len(decoded) == 1 and isinstance(decoded[0], list):
+            return decoded[0]
+        return decoded
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, str):
@@ -128,7 +155,7 @@ class TemplateSerializer(serializers.ModelSerializer):
         if self.instance is not None:
             taken = taken.exclude(id=self.instance.id)
         if taken.exists():
-            raise serializers.ValidationError("You already have a template with this name.")
+            raise _name_taken()
         return value
 
     def save(self, **kwargs: Any) -> AnalysisTemplate:
@@ -143,10 +170,18 @@ class TemplateSerializer(serializers.ModelSerializer):
                 return super().save(client=client, **kwargs)
         except IntegrityError:
             # A concurrent request took the name (or the default) first.
-            raise serializers.ValidationError(
-                {"name": "You already have a template with this name."}
-            ) from None
+            raise _name_taken() from None
 
 
 class TemplateListSerializer(serializers.Serializer):
     results = TemplateSerializer(many=True)
+
+
+def _name_taken() -> ApiError:
+    """409: the request is well-formed; the client's state (a template of that name) conflicts."""
+    return ApiError(
+        409,
+        "template_name_taken",
+        "You already have a template with this name.",
+        {"name": ["You already have a template with this name."]},
+    )

@@ -21,6 +21,7 @@ from jobs import shaping
 from jobs.api.auth import client_of
 from jobs.api.shaping import TemplateListSerializer, TemplateSerializer
 from jobs.models import AnalysisTemplate
+from meeting_intel.http.body_limits import JSONParser
 from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses
 
 
@@ -29,6 +30,8 @@ def client_templates(request: Request) -> QuerySet[AnalysisTemplate]:
 
 
 class TemplateListCreate(APIView):
+    parser_classes = [JSONParser]  # a template is JSON: its sections are structured
+
     @extend_schema(
         operation_id="templates_list",
         summary="The client's analysis templates, by name",
@@ -64,6 +67,8 @@ class TemplateListCreate(APIView):
 
 
 class TemplateDetail(APIView):
+    parser_classes = [JSONParser]
+
     def _template(self, request: Request, pk: str) -> AnalysisTemplate:
         return get_object_or_404(client_templates(request), pk=pk)
 
@@ -82,7 +87,7 @@ class TemplateDetail(APIView):
         description="Jobs already submitted keep the template as it was when they were.",
         request=TemplateSerializer,
         parameters=[RETRY_AFTER],
-        responses={200: TemplateSerializer, **error_responses(400, 404)},
+        responses={200: TemplateSerializer, **error_responses(400, 404, 409)},
     )
     def patch(self, request: Request, pk: str) -> Response:
         template = self._template(request, pk)
@@ -108,14 +113,15 @@ class TemplateDetail(APIView):
 def template_or_400(client: Any, ref: str | None) -> AnalysisTemplate | None:
     """The template a submit or reprocess names (or the client's default).
 
-    An unknown name or id, another client's template included, is a 400
-    with code `template_not_found`: the request is wrong, not the URL.
+    An unknown name or id, another client's template included, is a 422
+    with code `template_not_found`: the request is well-formed, but names
+    nothing the client has (a 404 would say the URL's object is missing).
     """
     try:
         return shaping.resolve_template(client, ref)
     except AnalysisTemplate.DoesNotExist:
         raise ApiError(
-            400,
+            422,
             "template_not_found",
             f"No template {ref!r}: give the id or name of one of your templates.",
             {"template": "No such template."},

@@ -38,7 +38,7 @@ from jobs.budgets import budget_state
 from jobs.errors import AudioMissing
 from jobs.models import ApiClient, Job
 from meeting_intel.http.body_limits import FormParser, JSONParser
-from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses
+from meeting_intel.http.errors import RETRY_AFTER, ApiError, error_responses, refuse_blank_query
 from meeting_intel.lib.media import MediaInfo, MediaProblem, inspect_upload, safe_filename
 from meeting_intel.lib.safe_http import UnsafeURL, check_url
 
@@ -46,6 +46,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     idempotency.HEADER,
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
+    pattern=r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$",
     description="Any unique string (e.g. a UUID) of up to 255 characters. Sending the same "
     "request again with the same key answers the first response and creates no second job "
     "(for 24 hours); the same key with a different request answers 422.",
@@ -64,9 +65,34 @@ class JobCursorPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 100
 
+    def get_page_size(self, request: Request) -> int:
+        # DRF falls back to the default for a malformed `limit` and clamps a
+        # large one; the schema says an integer from 1 to max_page_size.
+        given = request.query_params.get(self.page_size_query_param)
+        valid = given is None or (
+            given.isascii() and given.isdigit() and 1 <= int(given) <= self.max_page_size
+        )
+        if not valid:
+            raise ApiError(
+                400,
+                "invalid_request",
+                "The request is invalid.",
+                {"limit": [f"An integer from 1 to {self.max_page_size} is required."]},
+            )
+        return super().get_page_size(request)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
     def decode_cursor(self, request: Request) -> Any:
+        # 404, as DRF answers: any string is a well-formed cursor, but only the
+        # next/previous links name a page that exists.
         invalid = ApiError(
-            400, "invalid_cursor", "The cursor is invalid; use the next/previous links."
+            404, "invalid_cursor", "No such page: use the next/previous links' cursors."
         )
         try:
             cursor = super().decode_cursor(request)
@@ -87,7 +113,7 @@ def _is_datetime(value: str) -> bool:
 
 class JobFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Job.Status.choices, required=False)
-    external_id = serializers.CharField(required=False, max_length=200)
+    external_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
     created_after = serializers.DateTimeField(
         required=False, help_text="Only jobs created at or after this time (ISO 8601)."
     )
@@ -142,21 +168,27 @@ class JobListCreate(generics.GenericAPIView):
     @extend_schema(
         operation_id="jobs_create",
         summary="Submit a recording",
-        description="Multipart with an `audio` file, or JSON (or a form) with `audio_url`. "
+        description="Multipart with an `audio` file, or JSON with `audio_url` (a urlencoded "
+        "form works too). "
         "The file's content is checked: not audio/video → 415; empty, truncated or "
         "undecodable → 422; over the size limit → 413; past the client's monthly budget → 429 "
         "`budget_exceeded` with `Retry-After` until the month turns (UTC). An unknown "
-        "`template` → 400 `template_not_found`. Nothing is stored for a refused request.",
+        "`template` → 422 `template_not_found`. Nothing is stored for a refused request.",
         request={
             "multipart/form-data": JobCreateSerializer,
             "application/json": JobUrlCreateSerializer,
         },
         parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
-        responses={201: JobSerializer, **error_responses(400, 409, 413, 415, 422)},
+        responses={201: JobSerializer, **error_responses(400, 404, 409, 413, 415, 422)},
     )
     def post(self, request: Request) -> Response:
         key = idempotency.key_from(request)
-        serializer = JobCreateSerializer(data=request.data)
+        # The schema documents multipart as the upload shape; a multipart form
+        # that carries only audio_url (SPEC allows it) is read as the URL shape.
+        multipart = (request.content_type or "").startswith("multipart/")
+        by_url = multipart and "audio" not in request.FILES and "audio_url" in request.data
+        shape = JobCreateSerializer if multipart and not by_url else JobUrlCreateSerializer
+        serializer = shape(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         upload = data.pop("audio", None)
@@ -195,16 +227,21 @@ class JobListCreate(generics.GenericAPIView):
         operation_id="jobs_list",
         summary="List the client's jobs, newest first",
         parameters=[JobFilterSerializer, RETRY_AFTER],
-        responses={200: JobSerializer(many=True), **error_responses(400)},
+        responses={200: JobSerializer(many=True), **error_responses(400, 404)},
     )
     def get(self, request: Request) -> Response:
+        refuse_blank_query(
+            request.query_params,
+            ["status", "created_after", "created_before"],
+            single=[*JobFilterSerializer().fields, "limit", "cursor"],
+        )
         filters = JobFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
         jobs = self.get_queryset()
         if "status" in wanted:
             jobs = jobs.filter(status=wanted["status"])
-        if "external_id" in wanted:
+        if "external_id" in wanted:  # blank: the jobs submitted without one
             jobs = jobs.filter(external_id=wanted["external_id"])
         if "created_after" in wanted:
             jobs = jobs.filter(created_at__gte=wanted["created_after"])
@@ -309,7 +346,7 @@ class JobReprocess(_JobAction):
         summary="Run a finished job again from transcription or from analysis",
         request=ReprocessSerializer,
         parameters=[RETRY_AFTER],
-        responses={200: JobSerializer, **error_responses(400, 404, 409)},
+        responses={200: JobSerializer, **error_responses(400, 404, 409, 422)},
     )
     def post(self, request: Request, pk: str) -> Response:
         return super().post(request, pk)

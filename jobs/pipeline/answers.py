@@ -119,6 +119,19 @@ def owner(value: Any, context: AnswerContext) -> str:
     return ""
 
 
+def owner_label(value: Any, context: AnswerContext) -> str:
+    """The label of the one speaker `value` names (by label, or by a name no other
+    speaker has), or "": a rename then moves only that speaker's items."""
+    name = text(value, NAME_MAX_CHARS)
+    if name in context.speaker_names:
+        return name
+    wanted = _key(name)
+    named = [
+        label for label, known in context.speaker_names.items() if known and _key(known) == wanted
+    ]
+    return named[0] if len(named) == 1 else ""
+
+
 Cleaner = Callable[[dict[str, Any], AnswerContext], dict[str, Any]]
 CLEANERS: dict[str, Cleaner] = {}
 
@@ -163,6 +176,7 @@ def _action_items(data: dict[str, Any], context: AnswerContext) -> dict[str, Any
         {
             "text": text(item.get("text")),
             "owner": owner(item.get("owner"), context) or None,
+            "owner_label": owner_label(item.get("owner"), context),
             "due_date": text(item.get("due_date"), DATE_MAX_CHARS) or None,
             "source_start_ms": timestamp(item.get("source_start_ms"), context),
         }

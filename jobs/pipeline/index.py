@@ -2,8 +2,8 @@
 
 Runs once the transcript is saved, before analysis, so a meeting is
 searchable by meaning while its analysis is still running. Checkpointed on
-``Job.search_index``; a transient provider error is retried like any step's,
-and once retries run out, or on any other failure, the step degrades:
+``Job.search_index``; a transient error (or a crash) is retried like any
+step's, and once retries run out, or at once on a permanent error, it degrades:
 ``search_index`` joins the meeting's ``degraded`` list and the job goes on
 (keyword search over the transcript needs no index and still works).
 """
@@ -15,7 +15,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, TransientError
+from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
 from jobs.models import Job
 from jobs.providers import get_embedder
 from jobs.providers.base import guarded
@@ -39,15 +39,16 @@ def index(job: Job, task_id: str) -> float | None:
             embedded = embedder.embed([d.text for d in items]) if items else None
     except (Deferred, JobLost, *INFRASTRUCTURE_ERRORS):
         raise
-    except TransientError as exc:
+    except PermanentError as exc:
+        return _degrade(job, task_id, exc.message)
+    except Exception as exc:
+        # A provider blip, a time limit, a bug: retried like any step, so a
+        # blip heals; once retries run out search degrades and the job goes on.
         if job.step_retries < settings.JOB_MAX_RETRIES:
             raise
-        return _degrade(job, task_id, exc.message)
-    except (
-        Exception
-    ) as exc:  # PermanentError, a broken model, a bug: search degrades, the job goes on
-        logger.exception("search index of job %s failed", job.id)
-        return _degrade(job, task_id, f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, TransientError):
+            logger.exception("search index of job %s failed", job.id)
+        return _degrade(job, task_id, getattr(exc, "message", f"{type(exc).__name__}: {exc}"))
     with transaction.atomic():
         fresh = lock_for_write(job, task_id)
         vectors = embedded.vectors if embedded else None

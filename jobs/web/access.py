@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
 
 from jobs.broadcast import close_staff_sockets, staff_session_group, staff_user_group
 from jobs.models import Job
-from jobs.tokens import token_allows
+from jobs.tokens import make_viewer_token, token_allows
 
 
 def is_staff(user: Any) -> bool:
@@ -37,3 +40,19 @@ def user_saved(sender: Any, instance: Any, update_fields: Any = None, **_: Any) 
     if not is_staff(instance):
         user_id = instance.pk
         transaction.on_commit(lambda: close_staff_sockets(staff_user_group(user_id)))
+
+
+def viewable_job(request: HttpRequest, job_id: object) -> tuple[Job, str]:
+    """The job and a viewer token for it, or 403 unless staff or holding its token.
+
+    A viewer gets back the token it came with (never a renewed one); staff get
+    a freshly signed token, so the page's websocket and polling work the same
+    way for everyone.
+    """
+    job = get_object_or_404(Job.objects.select_related("meeting"), id=job_id)
+    token = request.GET.get("token", "")
+    if token_allows(token, job):
+        return job, token
+    if not can_view(request.user, None, job):
+        raise PermissionDenied("A valid viewer link or a staff login is needed.")
+    return job, make_viewer_token(job)

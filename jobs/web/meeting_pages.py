@@ -18,8 +18,8 @@ from django.utils.translation import get_language_info
 from django.views.decorators.http import require_safe
 
 from jobs.tokens import results_url
-from jobs.web.access import is_staff
-from jobs.web.views import viewable_job, with_csp
+from jobs.web.access import is_staff, viewable_job
+from meeting_intel.http.csp import with_csp
 from meeting_intel.lib.media import read_head, sniff_container
 from meeting_intel.lib.ranges import ranged_file_response
 from meetings.exports import calendar_response, export_response, report_response

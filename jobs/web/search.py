@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from jobs.search import Links, embed_query, hit_data
-from jobs.web.views import viewable_job
+from jobs.web.access import viewable_job
 from meeting_intel.http.errors import ApiError, error_body
 from meeting_intel.lib.admin_permissions import permission_label, refusal
 from meetings.models import Meeting

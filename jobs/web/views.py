@@ -1,12 +1,9 @@
-"""Server-rendered job page and staff actions, the AssemblyAI completion callback, and health."""
+"""The server-rendered job page, its polling fallback, and the staff actions on it."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -15,7 +12,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from jobs.actions import reprocess_job, retry_job
@@ -23,24 +19,11 @@ from jobs.broadcast import status_message
 from jobs.errors import AudioMissing
 from jobs.failures import public_message
 from jobs.models import Job
-from jobs.pipeline.queue import enqueue_next
-from jobs.pipeline.runner import CALLBACK_HEADER, callback_token
-from jobs.pipeline.steps import POLL, next_step
-from jobs.tokens import make_viewer_token, token_allows
-from jobs.web.access import can_view, is_staff
+from jobs.web.access import is_staff, viewable_job
+from meeting_intel.http.csp import with_csp
 from meeting_intel.lib.admin_permissions import permission_label, refusal
 
 logger = logging.getLogger(__name__)
-
-# Pages load nothing from elsewhere and run no inline script, so a transcript
-# that slipped past escaping still could not execute. Progress bars are
-# <progress>/<meter> elements, so no inline styles are needed either.
-# The websocket origin is named too: older browsers do not match ws: to 'self'.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self' ws://{host} wss://{host}; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 STATUS_LABELS = {
     "pending": "Waiting to start",
@@ -57,34 +40,6 @@ NO_AUDIO_TO_TRANSCRIBE = (
     "reprocess from analysis instead."
 )
 _CHUNK = re.compile(r"chunk (\d+)\s*/\s*(\d+)", re.IGNORECASE)
-
-
-def with_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        # get_host() is checked against ALLOWED_HOSTS, so it cannot inject a directive.
-        policy = CONTENT_SECURITY_POLICY.format(host=request.get_host())
-        response.setdefault("Content-Security-Policy", policy)
-        return response
-
-    return wrapped
-
-
-def viewable_job(request: HttpRequest, job_id: object) -> tuple[Job, str]:
-    """The job and a viewer token for it, or 403 unless staff or holding its token.
-
-    A viewer gets back the token it came with (never a renewed one); staff get
-    a freshly signed token, so the page's websocket and polling work the same
-    way for everyone.
-    """
-    job = get_object_or_404(Job.objects.select_related("meeting"), id=job_id)
-    token = request.GET.get("token", "")
-    if token_allows(token, job):
-        return job, token
-    if not can_view(request.user, None, job):
-        raise PermissionDenied("A valid viewer link or a staff login is needed.")
-    return job, make_viewer_token(job)
 
 
 def failure_explanation(code: str) -> str:
@@ -185,23 +140,3 @@ def job_reprocess(request: HttpRequest, job_id: object) -> HttpResponse:
     else:
         messages.warning(request, "This job cannot be reprocessed in its current state.")
     return HttpResponseRedirect(reverse("job-page", args=[job.id]))
-
-
-@csrf_exempt
-@require_POST
-def assemblyai_callback(request: HttpRequest, job_id: object) -> HttpResponse:
-    """AssemblyAI says a transcript finished: check on it now instead of at the next poll.
-
-    Answered at once (AssemblyAI allows 10 s); the poll runs on a worker.
-    """
-    job = get_object_or_404(Job, id=job_id)
-    given = request.headers.get(CALLBACK_HEADER, "")
-    if not hmac.compare_digest(given, callback_token(job)):
-        return JsonResponse({"error": "bad callback credentials"}, status=401)
-    if next_step(job) == POLL:
-        enqueue_next(job.id)
-    return JsonResponse({"ok": True})
-
-
-def healthz(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"status": "ok"})

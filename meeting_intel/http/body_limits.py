@@ -131,7 +131,7 @@ class JSONParser(parsers.JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         raw = _read_capped(stream)
         try:
-            return strict_json.loads(raw.decode(encoding))
+            return strict_json.loads(raw.decode(encoding), allow_nul=True)
         except UnicodeDecodeError:
             raise ParseError(f"The body is not valid {encoding}.") from None
         except strict_json.StrictJSONError as exc:

@@ -224,7 +224,8 @@ _DESCRIPTIONS = {
     "REQUEST_BODY_MAX_BYTES for anything else.",
     415: "The file is not a recognised audio or video format.",
     422: "Well-formed but unacceptable: an empty, truncated or undecodable file, an unsafe "
-    "URL, or an Idempotency-Key reused with a different request.",
+    "URL, a template the client does not have, or an Idempotency-Key reused with a "
+    "different request.",
     429: "Too many requests for this client; see the Retry-After header (seconds).",
     502: "The embedding or language model provider refused the request.",
     503: "The embedding or language model provider is unavailable; see Retry-After (seconds).",
@@ -248,3 +249,15 @@ RETRY_AFTER = OpenApiParameter(
     response=[429],
     description="Seconds to wait before the next request.",
 )
+
+
+def refuse_blank_query(params: Any, names: Any, single: Any = ()) -> None:
+    """400 for a query parameter of `names` given empty (`?status=`), or one of `single`
+    given twice: DRF would skip the first as absent and take the last of the second,
+    while the schema says neither is a value."""
+    problems = {name: ["This field may not be blank."] for name in names if params.get(name) == ""}
+    problems.update(
+        {name: ["Give this parameter once."] for name in single if len(params.getlist(name)) > 1}
+    )
+    if problems:
+        raise ApiError(400, "invalid_request", "The request is invalid.", problems)

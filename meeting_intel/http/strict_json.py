@@ -32,22 +32,27 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, allow_nul: bool) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise StrictJSONError("Text may not contain lone surrogate code points.") from None
-    if "\x00" in text:
+    if not allow_nul and "\x00" in text:
         raise StrictJSONError("Text may not contain NUL characters.")
 
 
-def check(value: Any, max_depth: int = MAX_DEPTH) -> Any:
-    """`value` unchanged if it is storable JSON, else StrictJSONError."""
+def check(value: Any, max_depth: int = MAX_DEPTH, allow_nul: bool = False) -> Any:
+    """`value` unchanged if it is storable JSON, else StrictJSONError.
+
+    `allow_nul` is for a whole request body, whose text fields refuse NUL
+    themselves (and whose unknown fields are ignored); a JSON value that is
+    stored as it is (metadata) must not carry it.
+    """
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            _check_text(item)
+            _check_text(item, allow_nul)
         elif isinstance(item, bool) or item is None or isinstance(item, int):
             continue
         elif isinstance(item, float):
@@ -60,7 +65,7 @@ def check(value: Any, max_depth: int = MAX_DEPTH) -> Any:
                 for key, child in item.items():
                     if not isinstance(key, str):
                         raise StrictJSONError("Object keys must be strings.")
-                    _check_text(key)
+                    _check_text(key, allow_nul)
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)
@@ -69,7 +74,7 @@ def check(value: Any, max_depth: int = MAX_DEPTH) -> Any:
     return value
 
 
-def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+def loads(text: str | bytes, max_depth: int = MAX_DEPTH, allow_nul: bool = False) -> Any:
     """Decode `text` as strict JSON, or raise StrictJSONError."""
     try:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
@@ -79,4 +84,4 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         raise StrictJSONError(f"JSON may be nested at most {max_depth} levels deep.") from None
     except ValueError as exc:
         raise StrictJSONError(f"Malformed JSON: {exc}.") from None
-    return check(value, max_depth)
+    return check(value, max_depth, allow_nul)

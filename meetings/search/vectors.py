@@ -19,7 +19,7 @@ from functools import cache
 from typing import Protocol
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import CharField, QuerySet
 from django.db.models.functions import Cast
 
@@ -177,11 +177,13 @@ def _literal(vector: np.ndarray) -> str:
 
 
 class PgvectorStore:
-    """Exact pgvector semantics with HNSW where an index exists for the vector size.
+    """Cosine distance in PostgreSQL, through the HNSW index for the vector's size.
 
     ``hnsw.iterative_scan`` (pgvector 0.8+) keeps scanning the graph until
     enough rows pass the scope filter, so a small client among many still
-    gets `k` answers.
+    gets `k` answers; with an older pgvector a small scope may get fewer.
+    Not exercised on this project's CI machine, whose PostgreSQL has no
+    pgvector (tests/test_search_pgvector.py runs where it has).
     """
 
     name = "pgvector"
@@ -200,8 +202,9 @@ class PgvectorStore:
             _allowed_passages(scope, filters, model).order_by().values("id").query.sql_with_params()
         )
         dims = len(vector)
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        with transaction.atomic(), connection.cursor() as cursor:
+            if _pgvector_version(connection.alias) >= (0, 8):
+                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(
                 f"SELECT id, 1 - (vec::vector({dims}) <=> %s::vector({dims})) AS cosine "
                 f"FROM meetings_passage WHERE vector_dims(vec) = {dims} AND id IN ({allowed_sql}) "
@@ -210,6 +213,14 @@ class PgvectorStore:
             )
             rows = cursor.fetchall()
         return sorted(((int(i), float(c)) for i, c in rows), key=lambda r: -r[1])
+
+
+@cache
+def _pgvector_version(alias: str) -> tuple[int, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    return tuple(int(p) for p in row[0].split(".") if p.isdigit()) if row else ()
 
 
 @cache

@@ -40,14 +40,26 @@ def free_port() -> int:
 
 
 class Process:
-    """One Procfile entry running in its own process group."""
+    """One command running in its own process group, its output in a log file.
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
+    By default the Procfile entry `name`, logged under var/test-logs; the
+    benchmark's services (bench/processes.py) pass their own command and log.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        *,
+        command: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.name = name
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.log_path = log_path or LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = self.log_path.open("wb")
-        command = procfile_entries()[name]
+        if command is None:
+            command = procfile_entries()[name]
         self.popen = subprocess.Popen(
             ["bash", "-c", f"exec {command}"],
             cwd=ROOT,
@@ -85,7 +97,8 @@ class Process:
         self._log.close()
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
 

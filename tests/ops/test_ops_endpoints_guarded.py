@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,9 +16,7 @@ from django.test import Client
 
 from jobs.models import Job, JobEvent
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
-from tests.support.platform import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.platform import ROOT, free_port
 
 
 def _check(**overrides: str) -> subprocess.CompletedProcess[str]:

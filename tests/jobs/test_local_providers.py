@@ -27,8 +27,9 @@ from jobs.providers.local.transcription import LocalTranscriber, _read_pcm
 from meetings.transcript import Transcript, Utterance
 from tests.fakes import FakeOpenAI
 from tests.support.media_files import CONTAINERS, make_recording, make_silent_film
+from tests.support.platform import ROOT
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = ROOT / "samples"
 SAMPLE_WAV = SAMPLES / "standup.wav"
 SCRIPT = [
     tuple(line.split(": ", 1))

@@ -59,7 +59,10 @@ def test_the_page_size_is_capped(cms):
     for _ in range(3):
         make_job(client)
     assert len(ids(api.get("/api/v1/jobs/?limit=2"))) == 2
-    assert len(ids(api.get("/api/v1/jobs/?limit=100000"))) == 3
+    assert len(ids(api.get("/api/v1/jobs/?limit=100"))) == 3
+    # The schema says 1 to 100: anything else is refused, not silently clamped.
+    for limit in ("100000", "0", "two"):
+        assert api.get(f"/api/v1/jobs/?limit={limit}").status_code == 400
 
 
 def test_jobs_filter_by_status_external_id_and_creation_time(cms):
@@ -77,14 +80,24 @@ def test_jobs_filter_by_status_external_id_and_creation_time(cms):
 
 @pytest.mark.parametrize(
     "query",
-    ["status=done", "created_after=yesterday", "cursor=garbage", "cursor=cD1ub3QtYS1kYXRl"],
-    ids=["bad-status", "bad-date", "bad-cursor", "forged-cursor-position"],
+    ["status=done", "created_after=yesterday", "status=", "created_before="],
+    ids=["bad-status", "bad-date", "empty-status", "empty-date"],
 )
 def test_bad_list_parameters_answer_400(cms, query):
     _, api = cms
     response = api.get(f"/api/v1/jobs/?{query}")
     assert response.status_code == 400, response.content
-    assert response.json()["error"]["code"] in ("invalid_request", "invalid_cursor")
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "query", ["cursor=garbage", "cursor=cD1ub3QtYS1kYXRl"], ids=["bad", "forged-position"]
+)
+def test_a_cursor_that_names_no_page_answers_404(cms, query):
+    _, api = cms
+    response = api.get(f"/api/v1/jobs/?{query}")
+    assert response.status_code == 404, response.content
+    assert response.json()["error"]["code"] == "invalid_cursor"
 
 
 def test_the_events_are_the_jobs_timeline(cms):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.platform import ROOT
 
 
 def _table_rows(readme: str, heading: str) -> set[str]:

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 from jobs.providers.local import embeddings
+from tests.support.platform import ROOT
 
 # sentence-transformers' README example for all-MiniLM-L6-v2.
 SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
@@ -58,7 +59,7 @@ def test_the_model_loads_from_the_installed_package_with_the_hub_offline(tmp_pat
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(1, 384)"

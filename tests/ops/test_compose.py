@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.platform import ROOT
+
 COMPOSE = ROOT / "docker-compose.yml"
 REQUIRED = {"postgres", "redis", "web", "worker", "worker-analysis", "beat", "flower"}
 QUEUE_WORKERS = ("worker-transcription", "worker-analysis", "worker-webhooks", "worker-maintenance")

@@ -1,0 +1,203 @@
+"""`GET /api/v1/jobs/{id}/` outside DRF's dispatch: the read CMS pollers make by the hundred.
+
+The answer is the one `JobDetail` (the DRF view) gives, byte for byte: the
+same body as `JobSerializer` (tests/test_api_job_read.py compares the two for
+every state), the same 404 and 429 error objects and headers. What it skips
+is the cost around that answer: DRF's request wrapping, negotiation and
+rendering machinery, the ORM compiling the same query for every request, and
+a database lookup of the key (key_cache: an active key's client is
+remembered for API_KEY_CACHE_SECONDS, which bounds how long a revoked key
+keeps working here). The database work, the throttle's one Redis round trip
+and, on a key-cache miss, the key lookup happen in one hop to Django's
+database thread.
+
+Anything unusual goes to `JobDetail` itself, which also keeps describing the
+endpoint in the OpenAPI schema: another method, an `Accept` other than JSON, a
+`?format=`, a missing, malformed, unknown or revoked key (its 401).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import markcoroutinefunction, sync_to_async
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from rest_framework import exceptions, serializers
+from rest_framework.renderers import JSONRenderer
+
+from jobs.api.auth import throttle_wait_ms
+from jobs.api.key_cache import active_client_cached
+from jobs.api.serializers import JobSerializer
+from jobs.models import ApiClient, Job
+from jobs.tokens import make_viewer_token, results_url, status_url
+from jobs.usage import job_usage
+from meeting_intel.http.errors import error_body
+
+# The columns JobSerializer reads: its model fields, and what `template`, `error`,
+# `usage` and the viewer links are computed from. Tests prove that reading one
+# job costs one query, so none is missing.
+_MODEL_FIELDS = {f.name for f in Job._meta.concrete_fields}
+COLUMNS = (
+    *(name for name in JobSerializer.Meta.fields if name in _MODEL_FIELDS),
+    "analysis_template",
+    "error_code",
+    "transcription_provider",
+    "transcribed_seconds",
+    "prompt_tokens",
+    "completion_tokens",
+    "viewer_token_version",
+)
+_ACCEPTED = ("", "*/*", "application/json")
+_ALLOW = "GET, HEAD, OPTIONS"  # what DRF's RetrieveAPIView answers in `Allow`
+_renderer = JSONRenderer()
+_datetime = serializers.DateTimeField()
+
+
+class _Query:
+    """The job-and-meeting-id query, written once per database vendor, with Django's converters."""
+
+    def __init__(self) -> None:
+        meeting = Job._meta.get_field("meeting").related_model._meta
+        quote = connection.ops.quote_name
+        job_table, meeting_table = Job._meta.db_table, meeting.db_table
+        # In the model's order: Model.from_db fills the other fields as deferred in that order.
+        self.fields = [f for f in Job._meta.concrete_fields if f.name in COLUMNS]
+        self.attnames = [f.attname for f in self.fields]
+        columns = [f"{quote(job_table)}.{quote(f.column)}" for f in self.fields]
+        meeting_pk = meeting.pk
+        job_fk = meeting.get_field("job")
+        self.sql = (
+            f"SELECT {', '.join(columns)}, {quote(meeting_table)}.{quote(meeting_pk.column)} "
+            f"FROM {quote(job_table)} LEFT OUTER JOIN {quote(meeting_table)} "
+            f"ON {quote(meeting_table)}.{quote(job_fk.column)} = {quote(job_table)}.{quote('id')} "
+            f"WHERE {quote(job_table)}.{quote('id')} = %s "
+            f"AND {quote(job_table)}.{quote(Job._meta.get_field('client').column)} = %s"
+        )
+        self.converters: list[tuple[int, Any, list[Callable[..., Any]]]] = []
+        for index, field in enumerate([*self.fields, meeting_pk]):
+            expression = field.get_col(field.model._meta.db_table)
+            found = connection.ops.get_db_converters(expression) + field.get_db_converters(
+                connection
+            )
+            if found:
+                self.converters.append((index, expression, found))
+
+    def row(self, pk: UUID, client_id: int) -> tuple[Job, UUID | None] | None:
+        params = [Job._meta.pk.get_db_prep_value(pk, connection), client_id]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        values = list(found)
+        for index, expression, converters in self.converters:
+            for convert in converters:
+                values[index] = convert(values[index], expression, connection)
+        job = Job.from_db(connection.alias, self.attnames, values[:-1])
+        return job, values[-1]
+
+
+@cache
+def _query(vendor: str) -> _Query:
+    return _Query()
+
+
+def job_body(job: Job, meeting_id: UUID | None) -> dict[str, Any]:
+    """JobSerializer(job).data, field for field, with one viewer token signed instead of two."""
+    token = make_viewer_token(job)
+    error = job.error
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "stage": job.stage,
+        "progress": job.progress,
+        "message": job.message,
+        "title": job.title,
+        "language": job.language,
+        "summary_language": job.summary_language,
+        "speakers_expected": job.speakers_expected,
+        "template": job.template_name,
+        "instructions": job.instructions,
+        "participants": job.participants,
+        "vocabulary": job.vocabulary,
+        "webhook_payload": job.webhook_payload,
+        "external_id": job.external_id,
+        "metadata": job.metadata,
+        "attempts": job.attempts,
+        "error": None if error is None else {"code": error["code"], "message": error["message"]},
+        "next_attempt_at": _datetime.to_representation(job.next_attempt_at),
+        "created_at": _datetime.to_representation(job.created_at),
+        "started_at": _datetime.to_representation(job.started_at),
+        "completed_at": _datetime.to_representation(job.completed_at),
+        "meeting_id": str(meeting_id) if meeting_id else None,
+        "status_url": status_url(job, token),
+        "results_url": results_url(job, meeting_id, token),
+        "usage": job_usage(job),
+    }
+
+
+def _json(status: int, data: dict[str, Any], **headers: str) -> HttpResponse:
+    response = HttpResponse(_renderer.render(data), status=status, content_type="application/json")
+    response["Allow"] = _ALLOW
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _answer(key: str, pk: UUID) -> HttpResponse | None:
+    """The response, in the database thread; None when DRF must answer (no such active key)."""
+    client: ApiClient | None = active_client_cached(key)
+    if client is None:
+        return None
+    wait_ms = throttle_wait_ms(client)
+    if wait_ms:
+        wait = max(1, math.ceil(wait_ms / 1000))
+        body = error_body(
+            "rate_limited", f"Too many requests; retry in {wait} s.", {"retry_after": wait}
+        )
+        return _json(429, body, **{"Retry-After": str(wait)})
+    found = _query(connection.vendor).row(pk, client.pk)
+    if found is None:
+        return _json(404, error_body("not_found", str(exceptions.NotFound.default_detail)))
+    return _json(200, job_body(*found))
+
+
+def _bearer_key(request: HttpRequest) -> str | None:
+    """The key of a plain JSON GET with a well-formed Bearer header, else None."""
+    if request.method != "GET" or request.headers.get("Accept", "").strip() not in _ACCEPTED:
+        return None
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip() or "format" in request.GET:
+        return None
+    return key
+
+
+def fast_job_detail(drf_view: Callable[..., HttpResponse]) -> Callable[..., Any]:
+    """`drf_view` (JobDetail.as_view()) with its plain GETs answered here.
+
+    The function carries the DRF view's `cls` and `initkwargs`, so drf-spectacular
+    describes the endpoint from JobDetail exactly as before.
+    """
+    delegate = sync_to_async(drf_view)
+
+    async def view(request: HttpRequest, pk: UUID) -> HttpResponse:
+        key = _bearer_key(request)
+        if key is not None:
+            response = await sync_to_async(_answer)(key, pk)
+            if response is not None:
+                return response
+        return await delegate(request, pk=pk)
+
+    markcoroutinefunction(view)
+    view.cls = drf_view.cls  # type: ignore[attr-defined]
+    view.initkwargs = drf_view.initkwargs  # type: ignore[attr-defined]
+    view.csrf_exempt = True  # type: ignore[attr-defined]
+    view.__name__ = view.__qualname__ = drf_view.__name__
+    view.__module__ = drf_view.__module__
+    view.__doc__ = drf_view.__doc__
+    return view
