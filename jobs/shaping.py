@@ -5,6 +5,10 @@ output language are all client data. They are checked here against fixed
 caps (so one job cannot make every prompt huge) and turned into the
 AnalysisContext the providers receive. Nothing here is ever executed or
 formatted into our own instructions.
+
+The checks are plain functions rather than a schema library's models: the
+same messages ("participants[3].name must be ...") serve the API, admin
+and the CLI, and DRF, Django forms and argparse each wrap them their way.
 """
 
 from __future__ import annotations

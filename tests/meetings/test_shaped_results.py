@@ -137,7 +137,7 @@ def test_staff_create_a_template_for_any_client_and_one_default_remains(staff, c
     [
         '[{"key": "Bad Key", "title": "x"}]',
         '"risks"',
-        "[" + ",".join(['{"key": "a", "title": "A"}'] * 11) + "]",
+        "[" + ",".join([f'{{"key": "s{i}", "title": "S"}}' for i in range(11)]) + "]",
     ],
 )
 def test_admin_refuses_a_template_outside_the_limits(staff, cms, sections):
