@@ -1,6 +1,6 @@
 """Scenario 4: saving a 3-hour meeting's transcript, in this process.
 
-Also used by tests/test_bench_queries.py, the one benchmark figure asserted
+Also used by tests/ops/test_bench_queries.py, the one benchmark figure asserted
 in CI: the number of queries must not grow with the number of segments.
 """
 

@@ -1,7 +1,7 @@
 """`GET /api/v1/jobs/{id}/` outside DRF's dispatch: the read CMS pollers make by the hundred.
 
 The answer is the one `JobDetail` (the DRF view) gives, byte for byte: the
-same body as `JobSerializer` (tests/test_api_job_read.py compares the two for
+same body as `JobSerializer` (tests/jobs/test_api_job_read.py compares the two for
 every state), the same 404 and 429 error objects and headers. What it skips
 is the cost around that answer: DRF's request wrapping, negotiation and
 rendering machinery, the ORM compiling the same query for every request, and

@@ -183,7 +183,7 @@ class PgvectorStore:
     enough rows pass the scope filter, so a small client among many still
     gets `k` answers; with an older pgvector a small scope may get fewer.
     Not exercised on this project's CI machine, whose PostgreSQL has no
-    pgvector (tests/test_search_pgvector.py runs where it has).
+    pgvector (tests/jobs/test_search_pgvector.py runs where it has).
     """
 
     name = "pgvector"

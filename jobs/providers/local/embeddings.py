@@ -46,7 +46,7 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
 def _gelu(x: np.ndarray) -> np.ndarray:
     # numpy has no erf; the tanh form of GELU differs from BERT's erf form by
     # under 1e-3 per activation and leaves the embeddings' cosines unchanged
-    # to four decimals (tests/test_search_embeddings.py checks published values).
+    # to four decimals (tests/jobs/test_search_embeddings.py checks published values).
     return (
         0.5 * x * (1.0 + np.tanh(np.float32(math.sqrt(2.0 / math.pi)) * (x + 0.044715 * x * x * x)))
     )
