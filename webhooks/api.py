@@ -57,8 +57,19 @@ class WebhookDeliveryListSerializer(serializers.Serializer):
     results = WebhookDeliverySerializer(many=True)
 
 
+class _GivenCharField(serializers.CharField):
+    """An optional text that, once given, may not be blank: DRF treats a blank
+    form field as omitted, which here would redeliver the latest event instead
+    of refusing the request the schema calls invalid (minLength 1)."""
+
+    def get_value(self, dictionary):  # type: ignore[no-untyped-def]
+        if self.field_name in dictionary and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
 class RedeliverSerializer(serializers.Serializer):
-    delivery_id = serializers.CharField(
+    delivery_id = _GivenCharField(
         required=False, max_length=40, help_text="A delivery's id; default: the latest."
     )
 

@@ -43,6 +43,7 @@ class Stack:
         "SWEEP_INTERVAL_SECONDS",
         "TRANSCRIPT_POLL_SECONDS",
         "TRANSCRIPT_POLL_MAX_SECONDS",
+        "DATABASE_POOL_TIMEOUT",
     )
 
     def __init__(
@@ -58,7 +59,14 @@ class Stack:
             db.update(HOST="127.0.0.1", PORT=self.proxy.port)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        scaled = {"CELERY_VISIBILITY_TIMEOUT": "8", "TASK_SOFT_TIME_LIMIT": "3"}
+        # Scaled together: a step waiting the shipped 10 s for a pooled
+        # connection during an outage would outlive the 8 s visibility timeout
+        # and be delivered again (shipped: 10 s against 900 s).
+        scaled = {
+            "CELERY_VISIBILITY_TIMEOUT": "8",
+            "TASK_SOFT_TIME_LIMIT": "3",
+            "DATABASE_POOL_TIMEOUT": "2",
+        }
         self.env = base_env(
             database_url(db),
             self.redis.url,

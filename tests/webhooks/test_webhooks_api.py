@@ -142,3 +142,15 @@ def test_redeliver_without_a_terminal_event_is_a_conflict(api_key: str, receiver
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "no_webhook_event"
     assert receiver.received == []
+
+
+def test_redeliver_with_a_blank_delivery_id_is_refused(api_key: str, receiver: Any) -> None:
+    """A blank form field is not "no delivery_id": it would redeliver the latest event."""
+    job = job_for(api_key, receiver.hook_url())
+    sent_event(job)
+    before = len(receiver.received)
+    for body, fmt in (({"delivery_id": ""}, "multipart"), ({"delivery_id": ""}, "json")):
+        response = cms(api_key).post(f"/api/v1/jobs/{job.id}/webhooks/redeliver/", body, format=fmt)
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["code"]
+    assert len(receiver.received) == before, "nothing was redelivered"
