@@ -146,6 +146,7 @@ class Workers:
         self, env: dict[str, str], instance: str = "", entries: tuple[str, ...] = WORKER_ENTRIES
     ) -> None:
         env = {**env, "WORKER_INSTANCE": instance} if instance else env
+        self.env = env
         self.processes: list[Process] = []
         try:
             for name in entries:
@@ -167,6 +168,14 @@ class Workers:
     def signal(self, sig: int) -> None:
         for process in self.processes:
             process.signal(sig)
+
+    def restart_exited(self) -> None:
+        """Start again each process that exited, leaving the others running, as a
+        supervisor restarting services one by one would."""
+        for i, process in enumerate(self.processes):
+            if not process.alive():
+                self.processes[i] = Process(process.name, self.env)
+                wait_for_output(self.processes[i], "ready.")
 
     def stop(self, timeout: float = 20.0) -> None:
         for process in self.processes:

@@ -109,7 +109,7 @@ class Stack:
             while not stop.wait(0.5):
                 if self.worker and not self.worker.alive():
                     restarted.append("worker")
-                    self.worker = start_worker(self.worker_env)
+                    self.worker.restart_exited()
                 if self.beat and not self.beat.alive():
                     restarted.append("beat")
                     self.beat = Process("beat", self.env)
