@@ -318,16 +318,20 @@ OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS = env_float(
     "OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS", 600, minimum=1
 )
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 60, minimum=1)
-# The transcribe task of a synchronous provider (openai, local) does the whole
+# The transcribe task of the synchronous provider (openai) does the whole
 # transcription: its own time limits outlast the OpenAI request's timeout plus
 # the conversion to MP3, and stay under the visibility timeout (checked below
-# when the provider is one of these).
+# when the provider is openai).
 SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT = env_int(
     "SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT",
     int(max(TASK_SOFT_TIME_LIMIT, OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS + 120)),
     minimum=1,
 )
 SYNC_TRANSCRIPTION_TIME_LIMIT = int(SYNC_TRANSCRIPTION_SOFT_TIME_LIMIT * 1.1) + 2
+# The local transcriber works in windows of this much audio, one task each
+# (jobs/providers/local/transcription.py), under the ordinary task limits: a
+# window must take well under TASK_SOFT_TIME_LIMIT on the workers' CPUs.
+LOCAL_TRANSCRIPTION_WINDOW_SECONDS = env_int("LOCAL_TRANSCRIPTION_WINDOW_SECONDS", 300, minimum=60)
 
 # Global provider limits shared by all workers (jobs/providers/limits.py). The
 # defaults sit at typical paid-tier quotas, well above a few hundred jobs.
@@ -365,7 +369,7 @@ ANALYSIS_PROVIDER = env_choice(
 if TRANSCRIPTION_PROVIDER == "assemblyai" and not ASSEMBLYAI_API_KEY:
     raise ImproperlyConfigured("TRANSCRIPTION_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY")
 if (
-    TRANSCRIPTION_PROVIDER in ("openai", "local")
+    TRANSCRIPTION_PROVIDER == "openai"
     and CELERY_VISIBILITY_TIMEOUT <= SYNC_TRANSCRIPTION_TIME_LIMIT
 ):
     raise ImproperlyConfigured(

@@ -20,8 +20,9 @@ from jobs.pipeline.steps import ANALYZE, FINALIZE, INDEX, POLL, TRANSCRIBE, next
 
 logger = logging.getLogger(__name__)
 
-# Providers whose `submit` returns the finished transcript (no polling).
-SYNCHRONOUS_TRANSCRIBERS = ("openai", "local")
+# Providers whose `submit` returns the finished transcript (no polling). The
+# local transcriber is not one: it works one window per poll task.
+SYNCHRONOUS_TRANSCRIBERS = ("openai",)
 
 STEP_TASK_NAMES = {
     TRANSCRIBE: "jobs.transcribe",

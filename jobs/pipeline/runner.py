@@ -235,7 +235,12 @@ def transcribe(job: Job, task_id: str) -> float | None:
         transcript_polls=0,
         progress=15,
     )
-    return poll_delay(0)
+    return 0 if _works_in_fetch(transcriber) else poll_delay(0)
+
+
+def _works_in_fetch(transcriber: object) -> bool:
+    """The local transcriber recognises one window per `fetch`: poll it again at once."""
+    return getattr(transcriber, "works_in_fetch", False)
 
 
 def poll(job: Job, task_id: str) -> float | None:
@@ -250,6 +255,17 @@ def poll(job: Job, task_id: str) -> float | None:
                 SLOT_TTL_SECONDS,
             )
         polls = job.transcript_polls + 1
+        if _works_in_fetch(transcriber):
+            # A window recognised: say how far along, live, and poll again at once.
+            share = transcriber.progress(job.transcript_external_id)  # type: ignore[attr-defined]
+            touch(
+                job,
+                f"Transcribing offline: {share:.0%} of the recording",
+                holder=task_id,
+                transcript_polls=polls,
+                progress=15 + round(30 * share),
+            )
+            return 0
         # Polls are routine: refresh the heartbeat and progress without an event each time.
         Job.objects.filter(id=job.id, lease_task=task_id).update(
             transcript_polls=polls,
@@ -258,6 +274,8 @@ def poll(job: Job, task_id: str) -> float | None:
         )
         return poll_delay(polls)
     _save_transcript(job, task_id, result, transcriber.name)
+    if _works_in_fetch(transcriber):
+        transcriber.forget(job.transcript_external_id)  # type: ignore[attr-defined]
     return 0
 
 

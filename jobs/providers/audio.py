@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
+import numpy as np
 from av.audio.frame import AudioFrame
 
 from jobs.errors import PermanentError
@@ -25,7 +26,7 @@ from meeting_intel.lib.media import MediaProblem, open_audio, probe_duration
 
 SAMPLE_RATE = 16000
 
-__all__ = ["SAMPLE_RATE", "probe_duration", "to_mp3_16k", "to_wav16k"]
+__all__ = ["SAMPLE_RATE", "pcm16k", "pcm16k_chunks", "probe_duration", "to_mp3_16k", "to_wav16k"]
 
 
 def to_wav16k(src: Path, dst_dir: Path) -> Path:
@@ -65,6 +66,89 @@ def _convert(src: Path, dst_dir: Path, suffix: str, write: Callable[[Path, Path]
     return dst
 
 
+def pcm16k_chunks(src: Path) -> Iterator[np.ndarray]:
+    """The whole recording as 16 kHz mono float32 chunks in [-1, 1], in order.
+
+    The same samples `to_wav16k` writes (s16, scaled), without a file: a
+    two-hour recording streams through in chunks of a few thousand samples.
+    Raises PermanentError("unsupported_media") like `to_wav16k`.
+    """
+    decoded = 0
+    for frame in _frames(src, "s16"):
+        decoded += frame.samples
+        yield _scaled(frame)
+    if not decoded:
+        raise _no_audio(src, "no audio samples decoded")
+
+
+def pcm16k(src: Path, start: int, stop: int) -> np.ndarray:
+    """Samples `start` to `stop` (16 kHz, mono, float32) of the recording.
+
+    Seeks near `start` first, so a window late in a long recording costs its
+    own length, not the whole file's: the first decoded frame's timestamp
+    says where the samples begin. Formats without timestamps are decoded
+    from the beginning. Fewer samples come back past the end of the audio.
+    """
+    parts: list[np.ndarray] = []
+    position: int | None = None
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    try:
+        with open_audio(src) as (container, stream):
+            seek_to = max(0.0, start / SAMPLE_RATE - 1.0)  # a second early: seeks land near
+            if seek_to > 0 and stream.time_base:
+                container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.InvalidDataError:
+                    continue
+                for frame in decoded:
+                    if position is None:
+                        begins = 0.0
+                        if seek_to > 0 and frame.pts is not None and frame.time_base:
+                            begins = float(frame.pts * frame.time_base)
+                        position = max(0, round(begins * SAMPLE_RATE))
+                    frame.pts = None
+                    outs = [frame] if _already(frame, "s16") else resampler.resample(frame)
+                    for out in outs:
+                        position = _keep(parts, _scaled(out), position, start, stop)
+                if position is not None and position >= stop:
+                    return _joined(parts)
+            for out in resampler.resample(None):
+                position = _keep(parts, _scaled(out), position or 0, start, stop)
+    except MediaProblem as problem:
+        raise _no_audio(src, problem.message) from None
+    except av.FFmpegError as exc:
+        raise _no_audio(src, str(exc)) from None
+    return _joined(parts)
+
+
+def _already(frame: AudioFrame, sample_format: str) -> bool:
+    """Whether `frame` is already 16 kHz mono in `sample_format` (a 16 kHz mono WAV)."""
+    return (
+        frame.sample_rate == SAMPLE_RATE
+        and frame.format.name == sample_format
+        and len(frame.layout.channels) == 1
+    )
+
+
+def _scaled(frame: AudioFrame) -> np.ndarray:
+    return frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
+
+
+def _keep(parts: list[np.ndarray], chunk: np.ndarray, position: int, start: int, stop: int) -> int:
+    """Append the part of `chunk` (which begins at sample `position`) inside [start, stop)."""
+    end = position + len(chunk)
+    lo, hi = max(start, position), min(stop, end)
+    if hi > lo:
+        parts.append(chunk[lo - position : hi - position])
+    return end
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
 def _write_wav(src: Path, dst: Path) -> int:
     written = 0
     with wave.open(str(dst), "wb") as wav:
@@ -100,6 +184,9 @@ def _frames(src: Path, sample_format: str) -> Iterator[AudioFrame]:
                 except av.InvalidDataError:
                     continue  # a damaged packet: skip it, as ffmpeg does
                 for frame in decoded:
+                    if _already(frame, sample_format):
+                        yield frame  # resampling to itself costs more than decoding
+                        continue
                     frame.pts = None  # the resampler keeps its own clock
                     yield from resampler.resample(frame)
         yield from resampler.resample(None)

@@ -50,7 +50,7 @@ def _words(text: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def sample_transcript() -> Transcript:
-    return LocalTranscriber().submit(AudioSource(path=SAMPLE_WAV))
+    return LocalTranscriber().transcribe(AudioSource(path=SAMPLE_WAV))
 
 
 # --- local transcription -------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_silence_is_no_speech(tmp_path: Path) -> None:
         wav.setframerate(16000)
         wav.writeframes(b"\0\0" * 16000 * 3)
     with pytest.raises(PermanentError) as caught:
-        LocalTranscriber().submit(AudioSource(path=silent))
+        LocalTranscriber().transcribe(AudioSource(path=silent))
     assert caught.value.code == "no_speech"
 
 
@@ -104,10 +104,10 @@ def test_a_language_other_than_english_is_refused() -> None:
     assert caught.value.code == "language_unsupported"
 
 
-def test_fetch_is_refused_because_submit_is_synchronous() -> None:
+def test_fetch_without_a_plan_is_refused() -> None:
     with pytest.raises(PermanentError) as caught:
-        LocalTranscriber().fetch("anything")
-    assert caught.value.code == "not_async"
+        LocalTranscriber().fetch("0123abcd")
+    assert caught.value.code == "transcript_missing"
 
 
 # --- conversion ----------------------------------------------------------------------

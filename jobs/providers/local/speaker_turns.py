@@ -53,11 +53,24 @@ class Turn:
 
 def speech_turns(samples: np.ndarray) -> list[Turn]:
     """The stretches of speech, split at pauses of MIN_PAUSE_SECONDS or more."""
+    return turns_from_energy(block_energy(samples))
+
+
+def block_energy(samples: np.ndarray) -> np.ndarray:
+    """Mean power of each whole 10 ms block of `samples` (a trailing part block is left out).
+
+    Blocks are independent, so a long recording can be read in chunks whose
+    results are concatenated (``turns_from_energy`` takes the whole series).
+    """
     n = len(samples) // _BLOCK
-    if n == 0:
-        return []
     blocks = samples[: n * _BLOCK].reshape(n, _BLOCK)
-    energy = np.einsum("ij,ij->i", blocks, blocks) / _BLOCK
+    return np.einsum("ij,ij->i", blocks, blocks) / _BLOCK
+
+
+def turns_from_energy(energy: np.ndarray) -> list[Turn]:
+    """Turns from the 10 ms block energies of a whole recording (see ``speech_turns``)."""
+    if len(energy) == 0:
+        return []
     # Averaged over 30 ms, so one quiet 10 ms block mid-word is not silence.
     energy = np.convolve(energy, np.ones(3) / 3, mode="same")
     db = 10 * np.log10(energy + 1e-10)
@@ -80,13 +93,24 @@ def speech_turns(samples: np.ndarray) -> list[Turn]:
 
 def label_turns(samples: np.ndarray, turns: list[Turn], max_speakers: int | None) -> list[str]:
     """One speaker label per turn ("A", "B", ...), at most `max_speakers` distinct."""
-    if not turns:
-        return []
     per_ms = SAMPLE_RATE // 1000
-    prints = [_voice_print(samples[t.start_ms * per_ms : t.end_ms * per_ms]) for t in turns]
-    members = _cluster(_distances(prints), max(1, max_speakers or len(turns)))
+    return label_prints(
+        [voice_print(samples[t.start_ms * per_ms : t.end_ms * per_ms]) for t in turns],
+        max_speakers,
+    )
+
+
+def label_prints(prints: list[VoicePrint], max_speakers: int | None) -> list[str]:
+    """One label per voice print, clustered over all of them (see ``label_turns``).
+
+    Prints are small (13 numbers), so a long recording's turns can be printed
+    window by window and labelled together at the end.
+    """
+    if not prints:
+        return []
+    members = _cluster(_distances(prints), max(1, max_speakers or len(prints)))
     # Name clusters in order of first appearance, as a reader expects.
-    labels = [""] * len(turns)
+    labels = [""] * len(prints)
     for index, cluster in enumerate(sorted(members, key=min)):
         for turn in cluster:
             labels[turn] = _label(index)
@@ -116,12 +140,24 @@ def _label(index: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Print:
+class VoicePrint:
     pitch_semitones: float  # NaN when the turn has no voiced frame
     cepstrum: np.ndarray
 
+    def to_json(self) -> dict[str, object]:
+        pitch = None if np.isnan(self.pitch_semitones) else float(self.pitch_semitones)
+        return {"pitch": pitch, "cepstrum": [float(c) for c in self.cepstrum]}
 
-def _distances(prints: list[_Print]) -> np.ndarray:
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> VoicePrint:
+        pitch = data["pitch"]
+        return cls(
+            np.nan if pitch is None else float(pitch),  # type: ignore[arg-type]
+            np.array(data["cepstrum"], dtype=float),
+        )
+
+
+def _distances(prints: list[VoicePrint]) -> np.ndarray:
     """Pairwise voice-print distances; see PITCH_SCALE_SEMITONES and TIMBRE_SCALE."""
     cepstra = np.array([p.cepstrum for p in prints])
     pitch = np.array([p.pitch_semitones for p in prints])
@@ -143,10 +179,11 @@ def _frames(segment: np.ndarray, size: int) -> np.ndarray:
     return segment[starts[:, None] + np.arange(size)[None, :]]
 
 
-def _voice_print(segment: np.ndarray) -> _Print:
+def voice_print(segment: np.ndarray) -> VoicePrint:
+    """The pitch and timbre of one turn's samples."""
     frames = _frames(segment, 640)  # 40 ms: two periods of a 50 Hz voice
     if len(frames) == 0:
-        return _Print(np.nan, np.zeros(12))
+        return VoicePrint(np.nan, np.zeros(12))
     frames = frames - frames.mean(axis=1, keepdims=True)
     power = np.mean(frames**2, axis=1)
     loud = power > np.percentile(power, 30)
@@ -164,7 +201,7 @@ def _voice_print(segment: np.ndarray) -> _Print:
     short = frames[loud][:, :400] * np.hamming(400)
     mel = np.log(np.abs(np.fft.rfft(short, 512)) ** 2 @ _MEL.T + 1e-8)
     cepstrum = (mel @ _DCT.T)[:, 1:13].mean(axis=0) if len(short) else np.zeros(12)
-    return _Print(pitch, cepstrum)
+    return VoicePrint(pitch, cepstrum)
 
 
 def _mel_filterbank(
