@@ -7,6 +7,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (each gets its own test database, Redis
+# database and media folder: tests/support/xdist_worker.py); TEST_WORKERS=0 runs
+# in one process.
+TEST_WORKERS ?= 2
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -69,7 +73,7 @@ run: install
 # The layering contracts (.importlinter) run first: they take well under a second.
 test: install chromium
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m meeting_intel.devserver exec -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m meeting_intel.devserver exec -- $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (never a browser Playwright
 # downloads). Installed here when missing and possible (root, apt-get
