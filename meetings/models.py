@@ -55,7 +55,14 @@ class Speaker(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or f"Speaker {self.label}"
+        return self.name_for(self.name, self.label)
+
+    @staticmethod
+    def name_for(name: str | None, label: str | None) -> str:
+        """How a speaker is shown, from the row's values ("" for no speaker)."""
+        if name:
+            return name
+        return f"Speaker {label}" if label is not None else ""
 
     @property
     def display_name(self) -> str:

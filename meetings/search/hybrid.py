@@ -14,6 +14,7 @@ The caller embeds the query (``QueryEmbedder``): meetings knows no provider.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,7 +23,7 @@ from django.db.models import QuerySet
 
 from ..models import Meeting, Passage
 from . import keyword
-from .query import Filters, Hit, Mode
+from .query import HIT_FIELDS, Filters, Hit, Mode, hit_from_values
 from .vectors import store
 
 # (model name, unit vector) for a query text.
@@ -30,6 +31,8 @@ QueryEmbedder = Callable[[str], tuple[str, np.ndarray]]
 
 RRF_K = 60
 CANDIDATES = 100  # per ranking fused; also the most hits a semantic or hybrid search pages over
+# Runs the semantic half of hybrid searches beside the keyword half; it touches no database.
+_SEMANTIC = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-semantic")
 
 
 @dataclass(frozen=True)
@@ -57,25 +60,47 @@ def search(
         hits = semantic(scope, text, filters, embed_query, CANDIDATES)
     else:
         hits = fused(scope, text, filters, embed_query, CANDIDATES)
-    return Page(hits[offset : offset + limit], len(hits))
+    return Page(keyword.highlighted(hits[offset : offset + limit], text), len(hits))
 
 
 def semantic(
     scope: QuerySet[Meeting], text: str, filters: Filters, embed_query: QueryEmbedder, k: int
 ) -> list[Hit]:
     model, vector = embed_query(text)
-    ranked = store().search(scope, filters, model, vector, k)
-    return _passage_hits(ranked, text)
+    return _passage_hits(store().search(scope, filters, model, vector, k))
 
 
 def fused(
     scope: QuerySet[Meeting], text: str, filters: Filters, embed_query: QueryEmbedder, k: int
 ) -> list[Hit]:
-    """Keyword and semantic rankings fused by RRF, best first."""
-    model, vector = embed_query(text)
-    # Highlights of the fused candidates come from Python: ts_headline for 100 rows costs more.
-    words = keyword.search(scope, text, filters, limit=k, headlines=False).hits
-    meanings = _passage_hits(store().search(scope, filters, model, vector, k), text)
+    """Keyword and semantic rankings fused by RRF, best first, highlights left empty.
+
+    The semantic half runs in a thread of its own while the keyword search
+    waits on the database: the query's embedding and, for the numpy store,
+    the matrix product (the store reads what it needs from the database
+    first, ``prepare``, so that thread touches none). The offline model's
+    and the store's BLAS and OpenAI's round trip all let the GIL go, so the
+    two halves overlap instead of adding up.
+    Only the hits shown get highlights (``keyword.highlighted``), from Python:
+    ts_headline for a hundred candidates costs more.
+    """
+    vectors = store()
+    prepared = vectors.prepare(scope, filters)
+
+    def semantic_half() -> tuple[str, np.ndarray, list[tuple[int, float]] | None]:
+        model, vector = embed_query(text)
+        return model, vector, prepared.rank(model, vector, k) if prepared else None
+
+    half = _SEMANTIC.submit(semantic_half)
+    try:
+        words = keyword.search(scope, text, filters, limit=k, headlines=False).hits
+    except BaseException:
+        half.cancel()  # one already running finishes unheard
+        raise
+    model, vector, ranked = half.result()
+    if ranked is None:  # the store ranks in the database, or its matrix was not in memory
+        ranked = vectors.search(scope, filters, model, vector, k)
+    meanings = _passage_hits(ranked)
     containing = _containing_passages(words, model)
     scores: dict[tuple[str, int], float] = {}
     shown: dict[tuple[str, int], Hit] = {}
@@ -100,10 +125,12 @@ def retrieve(
 
     A keyword hit outside any passage is kept as its segment.
     """
-    hits = fused(scope, text, filters, embed_query, CANDIDATES)[:k]
+    hits = keyword.highlighted(fused(scope, text, filters, embed_query, CANDIDATES)[:k], text)
     whole = {
         p.passage_id: p
-        for p in _passage_hits([(h.passage_id, 0.0) for h in hits if h.passage_id], text)
+        for p in keyword.highlighted(
+            _passage_hits([(h.passage_id, 0.0) for h in hits if h.passage_id]), text
+        )
     }
     out = []
     for h in hits:
@@ -140,30 +167,12 @@ def _containing_passages(hits: list[Hit], model: str) -> dict[int, int]:
         return dict(cursor.fetchall())
 
 
-def _passage_hits(ranked: list[tuple[int, float]], query: str) -> list[Hit]:
-    passages = (
-        Passage.objects.select_related("speaker", "meeting")
-        .defer("embedding")
-        .in_bulk([i for i, _ in ranked])
-    )
-    hits = []
-    for passage_id, score in ranked:
-        p = passages.get(passage_id)
-        if p is None:  # reindexed meanwhile
-            continue
-        hits.append(
-            Hit(
-                meeting_id=str(p.meeting_id),
-                job_id=str(p.meeting.job_id),
-                title=p.meeting.title,
-                start_ms=p.start_ms,
-                end_ms=p.end_ms,
-                speaker_name=p.speaker.display_name if p.speaker else "",
-                text=p.text,
-                highlight=keyword.mark_terms(p.text, query),
-                score=round(score, 6),
-                passage_id=p.id,
-                similarity=round(score, 6),
-            )
-        )
-    return hits
+def _passage_hits(ranked: list[tuple[int, float]]) -> list[Hit]:
+    """Hits for ranked passage ids, read as plain values (as keyword hits are), no highlights."""
+    found = Passage.objects.filter(id__in=[i for i, _ in ranked]).values_list(*HIT_FIELDS)
+    passages = {row[0]: row for row in found}
+    return [
+        hit_from_values(passages[i], round(score, 6), passage_id=i, similarity=round(score, 6))
+        for i, score in ranked
+        if i in passages  # else reindexed meanwhile
+    ]

@@ -15,14 +15,15 @@ the marks become tags, so transcript text can never inject markup.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils.html import escape
 
 from ..models import Meeting, Segment
-from .query import Filters, Hit
+from .query import HIT_FIELDS, Filters, Hit, hit_from_values
 
 _OPEN, _CLOSE = "\x02", "\x03"
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -53,12 +54,24 @@ def mark(highlighted: str) -> str:
 
 def mark_terms(text: str, query: str) -> str:
     """Escaped `text` with the query's words (and words starting with them) in ``<mark>``."""
-    words = sorted({w for w in terms(query) if len(w) > 2}, key=len, reverse=True)
+    pattern = _term_pattern(query)
     escaped = escape(text)
-    if not words:
+    if pattern is None:
         return escaped
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\w*", re.IGNORECASE)
     return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", escaped)
+
+
+@lru_cache(maxsize=256)
+def _term_pattern(query: str) -> re.Pattern[str] | None:
+    words = sorted({w for w in terms(query) if len(w) > 2}, key=len, reverse=True)
+    if not words:
+        return None
+    return re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\w*", re.IGNORECASE)
+
+
+def highlighted(hits: list[Hit], query: str) -> list[Hit]:
+    """`hits` with each empty highlight filled by marking the query's words in its text."""
+    return [h if h.highlight else replace(h, highlight=mark_terms(h.text, query)) for h in hits]
 
 
 def _allowed(scope: QuerySet[Meeting], filters: Filters) -> tuple[str, tuple]:
@@ -92,8 +105,9 @@ def search(
 ) -> KeywordPage:
     """Segments of meetings in `scope` matching every word of `text`, best first.
 
-    ``headlines=False`` marks the query's words in Python instead of asking
-    PostgreSQL's ts_headline (which also marks stemmed forms).
+    ``headlines=False`` leaves PostgreSQL's ts_headline out and the hits'
+    highlights empty, for a caller that shows only some of them: it marks the
+    query's words in those it shows (``highlighted``).
     """
     if not terms(text):
         return KeywordPage([], 0)
@@ -177,24 +191,13 @@ def _sqlite(
 
 
 def _hits(rows: list[tuple[int, float, str | None]], query: str) -> list[Hit]:
-    segments = Segment.objects.select_related("speaker", "meeting").in_bulk([r[0] for r in rows])
+    found = Segment.objects.filter(id__in=[r[0] for r in rows]).values_list(*HIT_FIELDS, "index")
+    segments = {row[0]: row for row in found}
     hits = []
-    for segment_id, score, highlighted in rows:
-        s = segments[segment_id]
-        hits.append(
-            Hit(
-                meeting_id=str(s.meeting_id),
-                job_id=str(s.meeting.job_id),
-                title=s.meeting.title,
-                start_ms=s.start_ms,
-                end_ms=s.end_ms,
-                speaker_name=s.speaker.display_name,
-                text=s.text,
-                highlight=mark(highlighted) if highlighted else mark_terms(s.text, query),
-                score=float(score),
-                segment_id=s.id,
-                segment_index=s.index,
-                keyword_match=True,
-            )
+    for segment_id, score, marked in rows:
+        row = segments[segment_id]
+        hit = hit_from_values(
+            row, float(score), segment_id=segment_id, segment_index=row[-1], keyword_match=True
         )
+        hits.append(replace(hit, highlight=mark(marked)) if marked else hit)
     return hits

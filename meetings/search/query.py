@@ -63,3 +63,36 @@ class Hit:
 
     def with_score(self, score: float) -> Hit:
         return replace(self, score=score)
+
+
+# What a hit shows of its segment or passage, read as plain values: building
+# model instances (row, speaker, meeting) for a hundred candidates cost more
+# CPU than the query that found them (bench scenario 8).
+HIT_FIELDS = (
+    "id",
+    "meeting_id",
+    "meeting__job_id",
+    "meeting__title",
+    "start_ms",
+    "end_ms",
+    "speaker__name",
+    "speaker__label",
+    "text",
+)
+
+
+def hit_from_values(row: tuple, score: float, **more: object) -> Hit:
+    """A hit, highlight empty, from a row of ``HIT_FIELDS`` (and any after them)."""
+    _, meeting_id, job_id, title, start_ms, end_ms, name, label, text = row[: len(HIT_FIELDS)]
+    return Hit(
+        meeting_id=str(meeting_id),
+        job_id=str(job_id),
+        title=title,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        speaker_name=Speaker.name_for(name, label),
+        text=text,
+        highlight="",
+        score=score,
+        **more,
+    )

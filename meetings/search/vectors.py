@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
@@ -46,19 +47,72 @@ class VectorStore(Protocol):
     def written(self, passages: list[Passage]) -> None:
         """Called after `passages` (with their embeddings) were inserted."""
 
+    def prepare(self, scope: QuerySet[Meeting], filters: Filters) -> Prepared | None:
+        """The database reads a search needs before its vector, or None for a store that
+        ranks in the database (then only ``search`` ranks)."""
+
     def search(
         self, scope: QuerySet[Meeting], filters: Filters, model: str, vector: np.ndarray, k: int
     ) -> list[tuple[int, float]]:
         """The `k` passages of `model` nearest to unit `vector`: (passage id, cosine), best first."""
 
 
-def _allowed_passages(scope: QuerySet[Meeting], filters: Filters, model: str) -> QuerySet[Passage]:
+def _allowed_passages(
+    scope: QuerySet[Meeting], filters: Filters, model: str | None
+) -> QuerySet[Passage]:
     meetings = filters.meetings(scope)
-    passages = Passage.objects.filter(meeting__in=meetings, model=model)
+    passages = Passage.objects.filter(meeting__in=meetings)
+    if model is not None:
+        passages = passages.filter(model=model)
     speakers = filters.speakers(meetings)
     if speakers is not None:
         passages = passages.filter(speaker__in=speakers)
     return passages
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the numpy store read from the database for one search, before the query's vector.
+
+    ``rank`` then needs no database, so it can run in any thread: hybrid
+    search ranks there while the keyword half waits on the database.
+    """
+
+    store: NumpyStore
+    fingerprint: tuple
+    keep: frozenset[int] | None  # passages a speaker filter allows, else None for all
+
+    def rank(self, model: str, vector: np.ndarray, k: int) -> list[tuple[int, float]] | None:
+        """The best `k`, or None when this scope's matrix for `model` is not in memory."""
+        combined = self.store.cached(model, self.fingerprint)
+        return None if combined is None else self.store.top(*combined, self.keep, vector, k)
+
+
+def _indexed(scope: QuerySet[Meeting], filters: Filters) -> QuerySet[Meeting]:
+    return filters.meetings(scope).filter(search_indexed_at__isnull=False)
+
+
+def _fingerprint(meetings: QuerySet[Meeting]) -> tuple:
+    """What identifies the vectors of these meetings: each one's id and index time.
+
+    On PostgreSQL the database digests the list (one row back, not a
+    thousand to read and sort in Python); elsewhere it is the sorted list.
+    Two scopes share a matrix only if they hold the very same meetings
+    indexed at the very same moments.
+    """
+    if connection.vendor == "postgresql":
+        sql, params = meetings.order_by().values("id", "search_indexed_at").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), md5(string_agg(m.id::text || '@' || m.search_indexed_at::text, "
+                f"',' ORDER BY m.id)) FROM ({sql}) m",
+                params,
+            )
+            return tuple(cursor.fetchone())
+    rows = meetings.annotate(stamp=Cast("search_indexed_at", CharField())).values_list(
+        "id", "stamp"
+    )
+    return tuple(sorted((str(m), str(stamp)) for m, stamp in rows))
 
 
 class NumpyStore:
@@ -75,26 +129,39 @@ class NumpyStore:
     def written(self, passages: list[Passage]) -> None:
         return None  # the cache notices the meeting's new search_indexed_at
 
+    def prepare(self, scope: QuerySet[Meeting], filters: Filters) -> Prepared:
+        keep = None
+        if filters.speaker:
+            allowed = _allowed_passages(scope, filters, None)
+            keep = frozenset(allowed.values_list("id", flat=True).iterator())
+        return Prepared(self, _fingerprint(_indexed(scope, filters)), keep)
+
     def search(
         self, scope: QuerySet[Meeting], filters: Filters, model: str, vector: np.ndarray, k: int
     ) -> list[tuple[int, float]]:
-        # The stamp as text: parsing a thousand datetimes costs more than the search.
+        prepared = self.prepare(scope, filters)
+        found = prepared.rank(model, vector, k)
+        if found is not None:
+            return found
         meetings = list(
-            filters.meetings(scope)
-            .filter(search_indexed_at__isnull=False)
+            # The stamp as text: parsing a thousand datetimes costs more than the search.
+            _indexed(scope, filters)
             .annotate(stamp=Cast("search_indexed_at", CharField()))
             .values_list("id", "stamp")
         )
-        blas.one_thread()
-        ids, matrix = self._matrix(meetings, model)
+        ids, matrix = self._matrix(meetings, model, prepared.fingerprint)
+        return self.top(ids, matrix, prepared.keep, vector, k)
+
+    @staticmethod
+    def top(
+        ids: np.ndarray, matrix: np.ndarray, keep: frozenset[int] | None, vector: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
         if not len(ids):
             return []
+        blas.one_thread()
         scores = matrix @ vector
-        if filters.speaker:
-            keep = set(
-                _allowed_passages(scope, filters, model).values_list("id", flat=True).iterator()
-            )
-            mask = np.fromiter((i in keep for i in ids), bool, len(ids))
+        if keep is not None:
+            mask = np.fromiter((i in keep for i in ids.tolist()), bool, len(ids))
             ids, scores = ids[mask], scores[mask]
         if len(ids) > k:
             top = np.argpartition(-scores, k)[:k]
@@ -102,24 +169,25 @@ class NumpyStore:
         order = np.argsort(-scores, kind="stable")
         return [(int(ids[i]), float(scores[i])) for i in order]
 
-    def _matrix(self, meetings: list[tuple[object, object]], model: str) -> tuple:
+    def cached(self, model: str, fingerprint: tuple) -> tuple[np.ndarray, np.ndarray] | None:
+        with self._lock:
+            combined = self._combined.get((model, fingerprint))
+            if combined is not None:
+                self._combined.move_to_end((model, fingerprint))
+            return combined
+
+    def _matrix(self, meetings: list[tuple[object, object]], model: str, fingerprint: tuple):
         """Every vector of these meetings as one matrix; the last few scopes' are kept.
 
         A client searching again (the common case) costs one matrix product,
         not one per meeting.
         """
-        key = (model, tuple(sorted((str(m), str(stamp)) for m, stamp in meetings)))
-        with self._lock:
-            combined = self._combined.get(key)
-            if combined is not None:
-                self._combined.move_to_end(key)
-                return combined
         blocks = self._blocks(meetings, model)
         if not blocks:
             return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
         combined = (np.concatenate([b[0] for b in blocks]), np.vstack([b[1] for b in blocks]))
         with self._lock:
-            self._combined[key] = combined
+            self._combined[(model, fingerprint)] = combined
             while len(self._combined) > COMBINED_SCOPES:
                 self._combined.popitem(last=False)
         return combined
@@ -187,6 +255,9 @@ class PgvectorStore:
     """
 
     name = "pgvector"
+
+    def prepare(self, scope: QuerySet[Meeting], filters: Filters) -> None:
+        return None  # the ranking is the database's
 
     def written(self, passages: list[Passage]) -> None:
         with connection.cursor() as cursor:
