@@ -35,6 +35,7 @@ USAGE_FIELDS = (
     "transcribed_seconds",
     "prompt_tokens",
     "completion_tokens",
+    "embedding_tokens",
     "transcription_provider",
 )
 

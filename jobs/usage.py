@@ -7,7 +7,11 @@ when the job ends, `update_job` freezes it on the row, so a later change of
 the price table or the provider settings does not rewrite a past bill.
 
 The analysis is priced at the configured analysis provider and model, the
-only ones that produce tokens; offline providers cost 0 by the table.
+only ones that produce tokens; offline providers cost 0 by the table. The
+search index's embedding tokens (the index step adds them to the job) are
+priced likewise at the configured embedder: OpenAI's embedding model with
+the openai analysis provider, else the offline model, which costs 0. A bill
+frozen before embeddings were priced shows them as 0.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ class Usage(TypedDict):
     audio_seconds: float
     prompt_tokens: int
     completion_tokens: int
+    embedding_tokens: int
     transcription_usd: float
     analysis_usd: float
+    embedding_usd: float
     total_usd: float
+
+
+# What a bill frozen before embeddings were priced lacks.
+_UNPRICED_EMBEDDING = {"embedding_tokens": 0, "embedding_usd": 0.0}
 
 
 def _priced(kind: str, compute: object) -> Decimal:
@@ -67,18 +77,28 @@ def live_usage(job: Job) -> Usage:
             job.completion_tokens,
         ),
     )
+    embedding = _priced(
+        "embedding",
+        lambda: pricing.embedding_usd(
+            table,
+            *pricing.embedding_model(settings.ANALYSIS_PROVIDER, settings.OPENAI_EMBEDDING_MODEL),
+            job.embedding_tokens,
+        ),
+    )
     return {
         "audio_seconds": seconds,
         "prompt_tokens": job.prompt_tokens,
         "completion_tokens": job.completion_tokens,
+        "embedding_tokens": job.embedding_tokens,
         "transcription_usd": float(transcription),
         "analysis_usd": float(analysis),
-        "total_usd": float(transcription + analysis),
+        "embedding_usd": float(embedding),
+        "total_usd": float(transcription + analysis + embedding),
     }
 
 
 def job_usage(job: Job) -> Usage:
     """What the API, webhooks and admin show: the frozen figures of an ended job, else live ones."""
     if job.is_terminal and job.usage:
-        return job.usage  # type: ignore[return-value]
+        return {**_UNPRICED_EMBEDDING, **job.usage}  # type: ignore[typeddict-item]
     return live_usage(job)

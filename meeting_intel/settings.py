@@ -389,6 +389,7 @@ pricing.require(
         pricing.transcription_model(TRANSCRIPTION_PROVIDER, OPENAI_TRANSCRIPTION_MODEL),
     ),
     analysis=(ANALYSIS_PROVIDER, pricing.analysis_model(ANALYSIS_PROVIDER, OPENAI_MODEL)),
+    embedding=pricing.embedding_model(ANALYSIS_PROVIDER, OPENAI_EMBEDDING_MODEL),
 )
 
 # --- Webhooks ---------------------------------------------------------------

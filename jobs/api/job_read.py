@@ -50,6 +50,7 @@ COLUMNS = (
     "transcribed_seconds",
     "prompt_tokens",
     "completion_tokens",
+    "embedding_tokens",
     "viewer_token_version",
 )
 _ACCEPTED = ("", "*/*", "application/json")

@@ -60,8 +60,12 @@ class UsageSerializer(serializers.Serializer):
     audio_seconds = serializers.FloatField(help_text="Audio sent to a transcriber, in seconds.")
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
+    embedding_tokens = serializers.IntegerField(
+        help_text="Tokens embedded for the meeting's search index."
+    )
     transcription_usd = serializers.FloatField()
     analysis_usd = serializers.FloatField()
+    embedding_usd = serializers.FloatField()
     total_usd = serializers.FloatField()
 
 

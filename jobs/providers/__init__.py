@@ -24,6 +24,7 @@ from jobs.providers.answering import Answerer
 from jobs.providers.base import Analyzer, Transcriber
 from jobs.providers.embedding import Embedder
 from jobs.providers.instrumented import measured_analyzer, measured_transcriber
+from meeting_intel.lib import pricing
 
 _BUILT_FROM = (
     "ASSEMBLYAI_API_KEY",
@@ -97,7 +98,7 @@ def get_answerer() -> Answerer:
 
 
 def get_embedder() -> Embedder:
-    if settings.ANALYSIS_PROVIDER == "openai":
+    if pricing.embedding_provider(settings.ANALYSIS_PROVIDER) == "openai":
         from jobs.providers.openai.embeddings import OpenAIEmbedder
 
         return OpenAIEmbedder()

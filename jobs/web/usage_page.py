@@ -56,6 +56,7 @@ def month_days(client: ApiClient, month: datetime) -> list[Day]:
         day.cost += Decimal(str(usage["total_usd"]))
         day.audio_seconds += usage["audio_seconds"]
         day.tokens += usage["prompt_tokens"] + usage["completion_tokens"]
+        day.tokens += usage["embedding_tokens"]
     return days
 
 

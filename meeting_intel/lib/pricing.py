@@ -1,9 +1,10 @@
 """The price table: what transcription and analysis cost, per provider and model.
 
 Transcription is priced per hour of audio, analysis per million prompt and
-completion tokens. The defaults are the providers' published list prices for
-the models this platform uses (AssemblyAI's default speech model with speaker
-labels; OpenAI's audio and chat models); the offline providers cost nothing.
+completion tokens, search embeddings per million input tokens. The defaults
+are the providers' published list prices for the models this platform uses
+(AssemblyAI's default speech model with speaker labels; OpenAI's audio,
+chat and embedding models); the offline providers cost nothing.
 Contracts differ, so the setting `PRICE_TABLE` (JSON, same shape) replaces
 entries of the defaults model by model, for example::
 
@@ -29,6 +30,7 @@ PriceTable = dict[str, dict[str, dict[str, dict[str, Decimal]]]]
 FIELDS = {
     "transcription": ("usd_per_hour",),
     "analysis": ("prompt_usd_per_1m", "completion_usd_per_1m"),
+    "embedding": ("usd_per_1m",),
 }
 
 DEFAULT_PRICES: dict[str, Any] = {
@@ -55,6 +57,14 @@ DEFAULT_PRICES: dict[str, Any] = {
             "gpt-5-nano": {"prompt_usd_per_1m": "0.05", "completion_usd_per_1m": "0.40"},
         },
         "local": {"*": {"prompt_usd_per_1m": "0", "completion_usd_per_1m": "0"}},
+    },
+    "embedding": {
+        "openai": {
+            "text-embedding-3-small": {"usd_per_1m": "0.02"},
+            "text-embedding-3-large": {"usd_per_1m": "0.13"},
+            "text-embedding-ada-002": {"usd_per_1m": "0.10"},
+        },
+        "local": {"*": {"usd_per_1m": "0"}},
     },
 }
 
@@ -88,7 +98,7 @@ def build(overrides: Any, setting: str = "PRICE_TABLE") -> PriceTable:
     for kind, providers in overrides.items():
         if kind not in FIELDS:
             raise ImproperlyConfigured(
-                f"{setting}: unknown section {kind!r} (use transcription or analysis)"
+                f"{setting}: unknown section {kind!r} (use transcription, analysis or embedding)"
             )
         if not isinstance(providers, dict):
             raise ImproperlyConfigured(f"{setting}: {kind} must be an object of providers")
@@ -133,6 +143,17 @@ def analysis_model(provider: str, openai_model: str) -> str:
     return openai_model if provider == "openai" else "*"
 
 
+def embedding_provider(analysis_provider: str) -> str:
+    """Who embeds for search: OpenAI with the openai analysis provider, else the offline model."""
+    return "openai" if analysis_provider == "openai" else "local"
+
+
+def embedding_model(analysis_provider: str, openai_embedding_model: str) -> tuple[str, str]:
+    """The table's (provider, model) for search embeddings under this analysis provider."""
+    provider = embedding_provider(analysis_provider)
+    return provider, openai_embedding_model if provider == "openai" else "*"
+
+
 def require(table: PriceTable, **configured: tuple[str, str]) -> None:
     """ImproperlyConfigured unless every configured (provider, model), by kind, has a price."""
     for kind, (provider, model) in configured.items():
@@ -164,3 +185,8 @@ def analysis_usd(
         )
         / _MILLION
     )
+
+
+def embedding_usd(table: PriceTable, provider: str, model: str, tokens: int) -> Decimal:
+    price = entry(table, "embedding", provider, model)["usd_per_1m"]
+    return _round(tokens * price / _MILLION)

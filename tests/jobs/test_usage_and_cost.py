@@ -28,8 +28,10 @@ USAGE_KEYS = {
     "audio_seconds",
     "prompt_tokens",
     "completion_tokens",
+    "embedding_tokens",
     "transcription_usd",
     "analysis_usd",
+    "embedding_usd",
     "total_usd",
 }
 
@@ -39,6 +41,7 @@ def priced(settings):
     settings.TRANSCRIPTION_PROVIDER = "assemblyai"
     settings.ANALYSIS_PROVIDER = "openai"
     settings.OPENAI_MODEL = "gpt-4o-mini"
+    settings.OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
     settings.PRICE_TABLE = pricing.build({})
     return settings
 
@@ -59,18 +62,50 @@ def test_a_job_with_known_counts_costs_exactly_what_the_table_says(priced):
         transcribed_seconds=5400,
         prompt_tokens=123_456,
         completion_tokens=7_890,
+        embedding_tokens=11_175,
     )
     usage = api.get(f"/api/v1/jobs/{job.id}/").json()["usage"]
     transcription, analysis = _expected("5400", 123_456, 7_890)
     assert transcription == Decimal("0.555") and analysis == Decimal("0.0232524")
+    # text-embedding-3-small: 0.02 USD per 1M tokens.
+    embedding = Decimal("0.0002235")
     assert usage == {
         "audio_seconds": 5400.0,
         "prompt_tokens": 123_456,
         "completion_tokens": 7_890,
+        "embedding_tokens": 11_175,
         "transcription_usd": float(transcription),
         "analysis_usd": float(analysis),
-        "total_usd": float(transcription + analysis),
+        "embedding_usd": float(embedding),
+        "total_usd": float(transcription + analysis + embedding),
     }
+
+
+@pytest.mark.django_db
+def test_search_embeddings_are_priced_at_the_configured_embedding_model(priced):
+    client, api = client_with_api()
+    job = make_job(client, transcription_provider="assemblyai", embedding_tokens=2_000_000)
+    priced.OPENAI_EMBEDDING_MODEL = "text-embedding-3-large"
+    usage = api.get(f"/api/v1/jobs/{job.id}/").json()["usage"]
+    assert usage["embedding_tokens"] == 2_000_000 and usage["embedding_usd"] == 0.26
+    assert usage["total_usd"] == 0.26
+    priced.ANALYSIS_PROVIDER = "local"  # the offline model embeds, for nothing
+    assert api.get(f"/api/v1/jobs/{job.id}/").json()["usage"]["embedding_usd"] == 0
+    priced.PRICE_TABLE = pricing.build(
+        {"embedding": {"local": {"*": {"usd_per_1m": "0.5"}}}}  # a contract may price anything
+    )
+    assert api.get(f"/api/v1/jobs/{job.id}/").json()["usage"]["embedding_usd"] == 1.0
+
+
+@pytest.mark.django_db
+def test_a_bill_frozen_before_embeddings_were_priced_shows_them_as_nothing(priced):
+    client, api = client_with_api()
+    job = make_job(client, status=Job.Status.COMPLETED, embedding_tokens=5000)
+    old = {k: 0 for k in USAGE_KEYS - {"embedding_tokens", "embedding_usd"}}
+    Job.objects.filter(id=job.id).update(usage={**old, "total_usd": 1.5})
+    usage = api.get(f"/api/v1/jobs/{job.id}/").json()["usage"]
+    assert usage["embedding_tokens"] == 0 and usage["embedding_usd"] == 0
+    assert usage["total_usd"] == 1.5
 
 
 @pytest.mark.django_db
@@ -112,22 +147,26 @@ def test_the_webhook_carries_the_usage(priced):
 def test_the_pipeline_records_audio_and_tokens_and_prices_them(provider_settings, fake_aai):
     provider_settings.PRICE_TABLE = pricing.build({})
     provider_settings.OPENAI_MODEL = "gpt-4o-mini"
+    provider_settings.OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
     with open(SAMPLE_AUDIO, "rb") as fh:
         job = submit_job(Job(title="priced", audio=ContentFile(fh.read(), "a.wav")), enqueue=False)
     job = run_inline(job.id)
     assert job.status == Job.Status.COMPLETED, job.error_message
     assert job.transcribed_seconds == job.audio_duration_seconds > 0
-    assert job.prompt_tokens > 0 and job.completion_tokens > 0
+    assert job.prompt_tokens > 0 and job.completion_tokens > 0 and job.embedding_tokens > 0
     transcription, analysis = _expected(
         str(round(job.transcribed_seconds, 3)), job.prompt_tokens, job.completion_tokens
     )
+    embedding = (job.embedding_tokens * Decimal("0.02") / 1_000_000).quantize(Decimal("1e-8"))
     assert job.usage == {
         "audio_seconds": round(job.transcribed_seconds, 3),
         "prompt_tokens": job.prompt_tokens,
         "completion_tokens": job.completion_tokens,
+        "embedding_tokens": job.embedding_tokens,
         "transcription_usd": float(transcription),
         "analysis_usd": float(analysis),
-        "total_usd": float(transcription + analysis),
+        "embedding_usd": float(embedding),
+        "total_usd": float(transcription + analysis + embedding),
     }
 
 
