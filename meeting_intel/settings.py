@@ -111,6 +111,17 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The chain for /api/v1/ paths under ASGI (meeting_intel/http/async_middleware.py):
+# the part of MIDDLEWARE the API needs, in its order. The API authenticates by
+# key, so it needs no session, CSRF, auth or messages, and it has no static files.
+API_MIDDLEWARE = [
+    "meeting_intel.ops.wiring.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "meeting_intel.http.errors.ApiErrorPagesMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
 ROOT_URLCONF = "meeting_intel.urls"
 ASGI_APPLICATION = "meeting_intel.asgi.application"
 WSGI_APPLICATION = None
@@ -175,6 +186,13 @@ else:
             }
         }
 DATABASES = {"default": _db}
+# The hot API read's own async pool (meeting_intel/lib/async_db.py), per web
+# process beside the one above, so that read never leaves the event loop.
+# PostgreSQL only; 0 turns it off (the read then runs in Django's thread).
+DATABASE_READ_POOL_MAX_SIZE = (
+    0 if DATABASE_EMBEDDED else env_int("DATABASE_READ_POOL_MAX_SIZE", 4, minimum=0)
+)
+DATABASE_READ_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", 10, minimum=0.1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, Celery, Channels ---------------------------------------------

@@ -6,6 +6,7 @@ reads then writes a pickled list (two round trips, racy under concurrency).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -13,6 +14,7 @@ from functools import cache
 from typing import Any
 
 import redis
+import redis.asyncio
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
@@ -149,6 +151,15 @@ class ClientRateThrottle(throttling.BaseThrottle):
         return self._wait_ms / 1000 if self._wait_ms else None
 
 
+def _throttle_call(client: ApiClient) -> dict[str, list[Any]]:
+    """The script's keys and arguments for one request of `client`."""
+    count, _, period = settings.API_THROTTLE_RATE.partition("/")
+    # The key's hash, not the row id: ids can be reused (SQLite, test
+    # databases) while Redis keeps the old client's history.
+    key = f"meeting-intel:throttle:{client.key_hash[:32]}"
+    return {"keys": [key], "args": [int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]}
+
+
 def throttle_wait_ms(client: ApiClient) -> int:
     """Count one request of `client`: 0 when allowed, else the milliseconds until it would be.
 
@@ -156,21 +167,51 @@ def throttle_wait_ms(client: ApiClient) -> int:
     """
     if _Outage.active():
         return 0
-    count, _, period = settings.API_THROTTLE_RATE.partition("/")
-    # The key's hash, not the row id: ids can be reused (SQLite, test
-    # databases) while Redis keeps the old client's history.
-    key = f"meeting-intel:throttle:{client.key_hash[:32]}"
     try:
-        wait_ms = int(
-            _script(settings.REDIS_URL)(
-                keys=[key], args=[int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]
-            )
-        )
+        wait_ms = int(_script(settings.REDIS_URL)(**_throttle_call(client)))
     except redis.RedisError:
         _Outage.failed()
         return 0
     _Outage.recovered()
     return wait_ms
+
+
+# The event loop's own client per URL (redis.asyncio connections belong to a
+# loop; a web process runs one for its lifetime).
+_async_scripts: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
+
+
+def _async_script(url: str) -> Any:
+    loop = asyncio.get_running_loop()
+    found = _async_scripts.get(url)
+    if found is None or found[0] is not loop:
+        client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+        )
+        found = _async_scripts[url] = (loop, client.register_script(_THROTTLE_SCRIPT))
+    return found[1]
+
+
+async def athrottle_wait_ms(client: ApiClient) -> int:
+    """throttle_wait_ms on the event loop (redis.asyncio): the same script, window and fail-open."""
+    if _Outage.active():
+        return 0
+    try:
+        wait_ms = int(await _async_script(settings.REDIS_URL)(**_throttle_call(client)))
+    except redis.RedisError:
+        _Outage.failed()
+        return 0
+    _Outage.recovered()
+    return wait_ms
+
+
+async def close_async_clients() -> None:
+    """Close this loop's throttle clients (tests; a server keeps them until the process ends)."""
+    loop = asyncio.get_running_loop()
+    for url, (owner, script) in list(_async_scripts.items()):
+        del _async_scripts[url]
+        if owner is loop:
+            await script.registered_client.aclose()
 
 
 def active_client(key: str) -> ApiClient | None:

@@ -25,18 +25,20 @@ from typing import Any
 from uuid import UUID
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import JSONRenderer
 
-from jobs.api.auth import throttle_wait_ms
-from jobs.api.key_cache import active_client_cached
+from jobs.api.auth import athrottle_wait_ms, throttle_wait_ms
+from jobs.api.key_cache import aactive_client_cached, active_client_cached
 from jobs.api.serializers import JobSerializer
 from jobs.models import ApiClient, Job
 from jobs.tokens import make_viewer_token, results_url, status_url
 from jobs.usage import job_usage
 from meeting_intel.http.errors import error_body
+from meeting_intel.lib import async_db
 
 # The columns JobSerializer reads: its model fields, and what `template`, `error`,
 # `usage` and the viewer links are computed from. Tests prove that reading one
@@ -88,11 +90,16 @@ class _Query:
             if found:
                 self.converters.append((index, expression, found))
 
+    def params(self, pk: UUID, client_id: int) -> list[Any]:
+        return [Job._meta.pk.get_db_prep_value(pk, connection), client_id]
+
     def row(self, pk: UUID, client_id: int) -> tuple[Job, UUID | None] | None:
-        params = [Job._meta.pk.get_db_prep_value(pk, connection), client_id]
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            found = cursor.fetchone()
+            cursor.execute(self.sql, self.params(pk, client_id))
+            return self.job(cursor.fetchone())
+
+    def job(self, found: tuple[Any, ...] | None) -> tuple[Job, UUID | None] | None:
+        """The job and its meeting's id from a fetched row (None: no row)."""
         if found is None:
             return None
         values = list(found)
@@ -150,6 +157,20 @@ def _json(status: int, data: dict[str, Any], **headers: str) -> HttpResponse:
     return response
 
 
+def _throttled(wait_ms: int) -> HttpResponse:
+    wait = max(1, math.ceil(wait_ms / 1000))
+    body = error_body(
+        "rate_limited", f"Too many requests; retry in {wait} s.", {"retry_after": wait}
+    )
+    return _json(429, body, **{"Retry-After": str(wait)})
+
+
+def _found(found: tuple[Job, UUID | None] | None) -> HttpResponse:
+    if found is None:
+        return _json(404, error_body("not_found", str(exceptions.NotFound.default_detail)))
+    return _json(200, job_body(*found))
+
+
 def _answer(key: str, pk: UUID) -> HttpResponse | None:
     """The response, in the database thread; None when DRF must answer (no such active key)."""
     client: ApiClient | None = active_client_cached(key)
@@ -157,15 +178,31 @@ def _answer(key: str, pk: UUID) -> HttpResponse | None:
         return None
     wait_ms = throttle_wait_ms(client)
     if wait_ms:
-        wait = max(1, math.ceil(wait_ms / 1000))
-        body = error_body(
-            "rate_limited", f"Too many requests; retry in {wait} s.", {"retry_after": wait}
-        )
-        return _json(429, body, **{"Retry-After": str(wait)})
-    found = _query(connection.vendor).row(pk, client.pk)
-    if found is None:
-        return _json(404, error_body("not_found", str(exceptions.NotFound.default_detail)))
-    return _json(200, job_body(*found))
+        return _throttled(wait_ms)
+    return _found(_query(connection.vendor).row(pk, client.pk))
+
+
+async def _answer_on_loop(key: str, pk: UUID) -> HttpResponse | None:
+    """_answer without leaving the event loop: the remembered key, the throttle on
+    redis.asyncio, the query on the async read pool (a key lookup, once per key
+    per API_KEY_CACHE_SECONDS, still takes Django's thread)."""
+    client = await aactive_client_cached(key)
+    if client is None:
+        return None
+    wait_ms = await athrottle_wait_ms(client)
+    if wait_ms:
+        return _throttled(wait_ms)
+    query = _query(connection.vendor)
+    return _found(query.job(await async_db.fetchone(query.sql, query.params(pk, client.pk))))
+
+
+def _on_loop(request: HttpRequest) -> bool:
+    """Served by an ASGI server (one long-lived loop per process) with the async read pool on.
+
+    Django's test client runs each request on a throwaway loop, where a
+    process-wide async pool cannot live: its requests take the thread path.
+    """
+    return isinstance(request, ASGIRequest) and async_db.available()
 
 
 def _bearer_key(request: HttpRequest) -> str | None:
@@ -189,7 +226,10 @@ def fast_job_detail(drf_view: Callable[..., HttpResponse]) -> Callable[..., Any]
     async def view(request: HttpRequest, pk: UUID) -> HttpResponse:
         key = _bearer_key(request)
         if key is not None:
-            response = await sync_to_async(_answer)(key, pk)
+            if _on_loop(request):
+                response = await _answer_on_loop(key, pk)
+            else:
+                response = await sync_to_async(_answer)(key, pk)
             if response is not None:
                 return response
         return await delegate(request, pk=pk)

@@ -18,8 +18,10 @@ dict operation is atomic under the GIL), and it is a dozen lines.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
@@ -52,6 +54,29 @@ def active_client_cached(key: str) -> ApiClient | None:
             _entries.clear()
     _entries[key_hash] = (now + ttl, client)
     return client
+
+
+# Key hash → the lookup under way for it on the event loop, so a hundred
+# requests arriving as an entry expires share one query instead of a hundred.
+_lookups: dict[str, asyncio.Future[ApiClient | None]] = {}
+
+
+async def aactive_client_cached(key: str) -> ApiClient | None:
+    """active_client_cached on the event loop: a remembered key costs no thread hop; a
+    lookup (once per key per API_KEY_CACHE_SECONDS) is shared by the requests awaiting it."""
+    key_hash = ApiClient.hash_key(key.strip())
+    entry = _entries.get(key_hash)
+    if entry is not None and entry[0] > time.monotonic():
+        return entry[1]
+    lookup = _lookups.get(key_hash)
+    if lookup is None or lookup.get_loop() is not asyncio.get_running_loop():
+        lookup = _lookups[key_hash] = asyncio.ensure_future(
+            sync_to_async(active_client_cached)(key)
+        )
+        lookup.add_done_callback(
+            lambda done: _lookups.pop(key_hash, None) if _lookups.get(key_hash) is done else None
+        )
+    return await asyncio.shield(lookup)
 
 
 def forget(key_hash: str | None = None) -> None:

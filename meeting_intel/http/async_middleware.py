@@ -26,8 +26,8 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.core.handlers import asgi
-from django.http import HttpRequest, HttpResponse
+from django.core.handlers import asgi, base
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
 
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
@@ -111,9 +111,10 @@ INLINE = {
 
 
 @contextmanager
-def _inline_middleware() -> Iterator[None]:
-    """MIDDLEWARE with Django's classes replaced by the inline ones, while the chain is built."""
-    listed = settings.MIDDLEWARE
+def _inline_middleware(listed: list[str]) -> Iterator[None]:
+    """MIDDLEWARE set to `listed` with Django's classes replaced by the inline ones,
+    while a chain is built."""
+    shipped = settings.MIDDLEWARE
     settings.MIDDLEWARE = [
         f"{INLINE[path].__module__}.{INLINE[path].__qualname__}" if path in INLINE else path
         for path in listed
@@ -121,12 +122,36 @@ def _inline_middleware() -> Iterator[None]:
     try:
         yield
     finally:
-        settings.MIDDLEWARE = listed
+        settings.MIDDLEWARE = shipped
+
+
+class _ApiChain(base.BaseHandler):
+    """The chain of API_MIDDLEWARE, for /api/v1/ paths."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        with _inline_middleware(settings.API_MIDDLEWARE):
+            super().load_middleware(is_async)
 
 
 class ASGIHandler(asgi.ASGIHandler):
-    """Django's ASGI handler with the middleware chain built from the inline classes."""
+    """Django's ASGI handler with the middleware chains built from the inline classes.
+
+    /api/v1/ paths run API_MIDDLEWARE, the part of MIDDLEWARE the API needs (the
+    security headers, the error object, the log context); sessions, CSRF,
+    auth, messages and static files serve the pages and admin only.
+    """
 
     def load_middleware(self, is_async: bool = False) -> None:
-        with _inline_middleware():
+        with _inline_middleware(settings.MIDDLEWARE):
             super().load_middleware(is_async)
+        self._api = _ApiChain()
+        self._api.load_middleware(is_async)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path_info.startswith(API_PREFIX):
+            return await self._api.get_response_async(request)
+        return await super().get_response_async(request)
+
+
+# The API proper; /api/docs/ (a page for people, with the session) and the schema keep the full chain.
+API_PREFIX = "/api/v1/"

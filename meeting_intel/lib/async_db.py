@@ -1,0 +1,109 @@
+"""A process-wide async PostgreSQL pool for reads that must not leave the event loop.
+
+Django's ORM is sync-only: under ASGI each query costs a hop to Django's one
+database thread, and the requests of a process queue for it. The hot read of
+`GET /api/v1/jobs/{id}/` (jobs/api/job_read.py) runs its one query here
+instead, on psycopg's AsyncConnectionPool, opened on the default database's own
+connection parameters (Django's adapters, so values load as the ORM's do; its
+time zone; autocommit, so no transaction is left open). It holds at most
+DATABASE_READ_POOL_MAX_SIZE connections per web process, beside Django's pool
+(README "Sizing"); 0 turns it off and the read goes back to Django's thread.
+
+A pool belongs to the event loop it was opened on. A web process runs one loop
+for its lifetime; code running a throwaway loop per request (Django's test
+client) must not use this pool (`available()` says no for it in
+job_read), and tests that use it close it on their loop (`close()`).
+
+Hand-written glue only: the pooling is psycopg_pool's; this opens it lazily
+from Django's settings and retries a query once on a connection that turned
+out broken (a PostgreSQL restart leaves every idle connection dead, and the
+pool only learns so when one is used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from psycopg import AsyncConnection, OperationalError
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+logger = logging.getLogger(__name__)
+
+# (the loop, the task opening the pool on it): one pool per process in a server.
+_current: tuple[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] | None = None
+
+
+def available() -> bool:
+    """Whether the default database is PostgreSQL and the read pool is not turned off."""
+    return connections["default"].vendor == "postgresql" and settings.DATABASE_READ_POOL_MAX_SIZE > 0
+
+
+async def _open() -> AsyncConnectionPool:
+    wrapper = connections["default"]
+    params = wrapper.get_connection_params()
+    params.pop("cursor_factory", None)  # Django's sync cursor class; the async default binds server-side
+    params["autocommit"] = True
+    time_zone = wrapper.timezone_name
+
+    async def configure(conn: AsyncConnection[Any]) -> None:
+        if time_zone and conn.info.parameter_status("TimeZone") != time_zone:
+            await conn.execute(wrapper.ops.set_time_zone_sql(), [time_zone])
+
+    size = settings.DATABASE_READ_POOL_MAX_SIZE
+    pool = AsyncConnectionPool(
+        "",
+        kwargs=params,
+        min_size=1,
+        max_size=size,
+        timeout=settings.DATABASE_READ_POOL_TIMEOUT,
+        max_idle=300,
+        configure=configure,
+        name="read",
+        open=False,
+    )
+    await pool.open()
+    return pool
+
+
+async def _pool() -> AsyncConnectionPool:
+    global _current
+    loop = asyncio.get_running_loop()
+    if _current is None or _current[0] is not loop:
+        _current = (loop, loop.create_task(_open()))
+    return await asyncio.shield(_current[1])
+
+
+async def fetchone(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The first row of `sql` (Django's %s placeholders) with `params`, or None."""
+    pool = await _pool()
+    for attempt in (1, 2):
+        try:
+            async with pool.connection() as conn:
+                cursor = await conn.execute(sql, params)
+                return await cursor.fetchone()
+        except PoolTimeout:
+            raise
+        except OperationalError:
+            # The pool drops the broken connection as it comes back; one retry
+            # gets a fresh one (or the same error, if the server is down).
+            if attempt == 2:
+                raise
+            logger.info("read pool: retrying on a fresh connection", exc_info=True)
+    raise AssertionError("unreachable")
+
+
+async def close() -> None:
+    """Close this loop's pool (tests; a server keeps it until the process ends)."""
+    global _current
+    if _current is None:
+        return
+    loop, task = _current
+    _current = None
+    if loop is asyncio.get_running_loop():
+        pool = await task
+        await pool.close()

@@ -1,0 +1,269 @@
+"""GET /api/v1/jobs/{id}/ as a server runs it: on one long-lived event loop, never in a thread.
+
+The ASGI application uvicorn serves runs here on a loop of its own (as in a web
+process), so the read takes its on-loop path: the async read pool, the throttle
+on redis.asyncio, the lean /api/ middleware chain. Each answer is compared with
+the DRF view's (the test client, fast path off) by status, headers and bytes.
+PostgreSQL only: on SQLite the read keeps Django's thread (tests/jobs/test_api_job_read.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import SimpleNamespace
+
+import pytest
+from asgiref import sync
+from django.core import signing
+from django.db import connection
+from django.utils import timezone
+
+from jobs.api import auth, job_read, key_cache
+from meeting_intel.lib import async_db
+from tests.jobs.test_api_job_read import SIGNED_AT, STATES
+from tests.support.api_factories import api_for, make_job, new_client
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the async read pool is PostgreSQL's"
+    ),
+]
+
+
+class Server:
+    """The ASGI application on an event loop in a thread, for the whole test."""
+
+    def __init__(self) -> None:
+        from meeting_intel.asgi import application
+
+        self.app = application
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
+
+    def get(self, path: str, key: str | None, **headers: str):
+        """(status, headers with lower-case names, body) of one GET."""
+        if key:
+            headers.setdefault("Authorization", f"Bearer {key}")
+        return self.run(self._get(path, headers))
+
+    async def _get(self, path: str, headers: dict[str, str]):
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver")]
+            + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        inbox: asyncio.Queue = asyncio.Queue()
+        await inbox.put({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[dict] = []
+        done = asyncio.Event()
+
+        async def send(message):
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                done.set()
+                await inbox.put({"type": "http.disconnect"})
+
+        await self.app(scope, inbox.get, send)
+        start = sent[0]
+        head = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        body = b"".join(m.get("body", b"") for m in sent[1:])
+        return start["status"], head, body
+
+    def close(self) -> None:
+        async def closing():
+            await async_db.close()
+            await auth.close_async_clients()
+
+        self.run(closing())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def server(monkeypatch):
+    key_cache.forget()
+    monkeypatch.setattr(signing, "time", SimpleNamespace(time=lambda: SIGNED_AT))
+    running = Server()
+    yield running
+    running.close()
+    key_cache.forget()
+    auth._Outage.skip_until, auth._Outage.warned = 0.0, False
+
+
+@pytest.fixture
+def on_loop_calls(monkeypatch):
+    """How often the on-loop path answered (it, not the thread path, is under test)."""
+    calls: list[object] = []
+    real = job_read._answer_on_loop
+
+    async def counting(key, pk):
+        calls.append(pk)
+        return await real(key, pk)
+
+    monkeypatch.setattr(job_read, "_answer_on_loop", counting)
+    return calls
+
+
+def drf(monkeypatch, key: str | None, path: str):
+    """The DRF view's answer (test client, fast path off), as (status, headers, body)."""
+    with monkeypatch.context() as m:
+        m.setattr(job_read, "_bearer_key", lambda request: None)
+        response = api_for(key).get(path)
+    return (
+        response.status_code,
+        {k.lower(): v for k, v in response.headers.items()},
+        response.content,
+    )
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_every_state_reads_byte_for_byte_as_the_drf_view(server, on_loop_calls, monkeypatch, state):
+    client, key = new_client()
+    job = STATES[state](client)
+    path = f"/api/v1/jobs/{job.id}/"
+    fast = server.get(path, key)
+    assert fast[0] == 200
+    assert fast == drf(monkeypatch, key, path)
+    assert server.get(path, key) == fast  # the key remembered now; the same answer
+    assert len(on_loop_calls) == 2
+
+
+def test_another_clients_job_and_a_missing_one_answer_the_same_404(server, on_loop_calls, monkeypatch):
+    other, _ = new_client()
+    theirs = make_job(other)
+    _, key = new_client()
+    for path in (
+        f"/api/v1/jobs/{theirs.id}/",
+        "/api/v1/jobs/00000000-0000-4000-8000-000000000000/",
+    ):
+        fast = server.get(path, key)
+        assert fast[0] == 404
+        assert fast == drf(monkeypatch, key, path)
+    assert len(on_loop_calls) == 2
+
+
+def test_a_warm_read_makes_no_thread_hop_but_the_handlers_own(server, monkeypatch):
+    """Once the key is remembered, only Django's handler hops (its request_started and
+    request_finished receivers, which the bare floor pays as well) leave the loop."""
+    client, key = new_client()
+    job = make_job(client, title="Polled")
+    path = f"/api/v1/jobs/{job.id}/"
+    assert server.get(path, key)[0] == 200
+    hops: list[str] = []
+    real = sync.SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        hops.append(getattr(self.func, "__qualname__", None) or type(self.func).__qualname__)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncToAsync, "__call__", counting)
+    status, headers, _ = server.get(path, key)
+    assert status == 200
+    assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+    assert sorted(hops) == sorted(["Signal.asend.<locals>.sync_send", "HttpResponseBase.close"])
+
+
+def test_a_revoked_key_stops_working_within_the_documented_bound(server, monkeypatch, settings):
+    assert settings.API_KEY_CACHE_SECONDS == 5  # the shipped bound, README "Performance"
+    client, key = new_client()
+    job = make_job(client)
+    path = f"/api/v1/jobs/{job.id}/"
+    assert server.get(path, key)[0] == 200
+    # Revoked from another process (no signal reaches this one).
+    client.__class__.objects.filter(id=client.id).update(revoked_at=timezone.now())
+    (expires, _), = key_cache._entries.values()  # remembered API_KEY_CACHE_SECONDS from its lookup
+    monkeypatch.setattr(key_cache.time, "monotonic", lambda: expires - 0.1)
+    assert server.get(path, key)[0] == 200  # inside the bound
+    monkeypatch.setattr(key_cache.time, "monotonic", lambda: expires)
+    fast = server.get(path, key)
+    assert fast[0] == 401 and b'"unauthenticated"' in fast[2]
+    assert fast == drf(monkeypatch, key, path)
+
+
+def test_concurrent_reads_of_a_new_key_share_one_lookup(server, monkeypatch):
+    client, key = new_client()
+    job = make_job(client)
+    lookups: list[str] = []
+    real = key_cache.active_client_cached
+
+    def counting(k):
+        lookups.append(k)
+        return real(k)
+
+    monkeypatch.setattr(key_cache, "active_client_cached", counting)
+    path = f"/api/v1/jobs/{job.id}/"
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def many():
+        return await asyncio.gather(*(server._get(path, dict(headers)) for _ in range(20)))
+
+    answers = server.run(many())
+    assert [a[0] for a in answers] == [200] * 20
+    assert lookups == [key]
+
+
+def test_the_throttle_answers_the_same_429_and_is_shared_with_drf(server, monkeypatch, settings):
+    settings.API_THROTTLE_RATE = "3/hour"
+    client, key = new_client()
+    job = make_job(client)
+    path = f"/api/v1/jobs/{job.id}/"
+    assert server.get(path, key)[0] == 200
+    assert api_for(key).get("/api/v1/jobs/").status_code == 200  # DRF counts in the same window
+    assert server.get(path, key)[0] == 200
+    fast = server.get(path, key)
+    wait = fast[1]["retry-after"]
+    assert fast[0] == 429 and 3590 < int(wait) <= 3600
+    status, headers, body = drf(monkeypatch, key, path)
+    # DRF answers a moment later: its wait may be a second shorter.
+    assert int(wait) - 1 <= int(headers["retry-after"]) <= int(wait)
+    same = body.replace(f":{headers['retry-after']}}}".encode(), f":{wait}}}".encode())
+    assert fast == (status, {**headers, "retry-after": wait}, same)
+
+
+def test_with_redis_down_the_read_still_answers(server, settings, caplog):
+    from tests.support.platform import free_port
+
+    client, key = new_client()
+    job = make_job(client, title="Readable")
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    answers = [server.get(f"/api/v1/jobs/{job.id}/", key) for _ in range(2)]
+    assert [a[0] for a in answers] == [200, 200]
+    assert b'"Readable"' in answers[1][2]
+    assert [r.event for r in caplog.records if hasattr(r, "event")].count("throttle.fail_open") == 1
+
+
+def test_the_api_chain_answers_other_endpoints_as_the_full_chain_does(server, monkeypatch):
+    """The lean /api/v1/ chain leaves every header the full MIDDLEWARE sets (test client)."""
+    client, key = new_client()
+    job = make_job(client)
+    for path, with_key in (
+        ("/api/v1/jobs/", True),
+        (f"/api/v1/jobs/{job.id}/events/", True),
+        ("/api/v1/jobs/", False),
+        ("/api/v1/nothing-here/", True),
+        ("/api/v1/jobs", True),  # CommonMiddleware's APPEND_SLASH redirect
+        (f"/api/v1/jobs/{job.id}/", False),
+    ):
+        used = key if with_key else None
+        fast = server.get(path, used)
+        response = api_for(used).get(path)
+        assert fast[0] == response.status_code, path
+        assert fast[1] == {k.lower(): v for k, v in response.headers.items()}, path
+        assert fast[2] == response.content, path
