@@ -25,7 +25,6 @@ from typing import Any
 from uuid import UUID
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
-from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions, serializers
@@ -197,12 +196,13 @@ async def _answer_on_loop(key: str, pk: UUID) -> HttpResponse | None:
 
 
 def _on_loop(request: HttpRequest) -> bool:
-    """Served by an ASGI server (one long-lived loop per process) with the async read pool on.
+    """Served by the ASGI handler's on-loop lane (meeting_intel/http/async_middleware.py),
+    which takes this view's GETs when `async_db.available()`.
 
     Django's test client runs each request on a throwaway loop, where a
     process-wide async pool cannot live: its requests take the thread path.
     """
-    return isinstance(request, ASGIRequest) and async_db.available()
+    return getattr(request, "served_on_loop", False)
 
 
 def _bearer_key(request: HttpRequest) -> str | None:
@@ -222,19 +222,23 @@ def fast_job_detail(drf_view: Callable[..., HttpResponse]) -> Callable[..., Any]
     describes the endpoint from JobDetail exactly as before.
     """
     delegate = sync_to_async(drf_view)
+    # Outside Django's request cycle (the on-loop lane), the view's thread cleans up itself.
+    delegate_on_loop = sync_to_async(async_db.own_connections(drf_view))
 
     async def view(request: HttpRequest, pk: UUID) -> HttpResponse:
+        on_loop = _on_loop(request)
         key = _bearer_key(request)
         if key is not None:
-            if _on_loop(request):
+            if on_loop:
                 response = await _answer_on_loop(key, pk)
             else:
                 response = await sync_to_async(_answer)(key, pk)
             if response is not None:
                 return response
-        return await delegate(request, pk=pk)
+        return await (delegate_on_loop if on_loop else delegate)(request, pk=pk)
 
     markcoroutinefunction(view)
+    view.serves_on_loop = async_db.available  # type: ignore[attr-defined]
     view.cls = drf_view.cls  # type: ignore[attr-defined]
     view.initkwargs = drf_view.initkwargs  # type: ignore[attr-defined]
     view.csrf_exempt = True  # type: ignore[attr-defined]

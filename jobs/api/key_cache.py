@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
 from jobs.models import ApiClient
+from meeting_intel.lib.async_db import own_connections
 
 # The most keys remembered; past it, expired entries go, then everything.
 MAX_ENTRIES = 4096
@@ -71,7 +72,7 @@ async def aactive_client_cached(key: str) -> ApiClient | None:
     lookup = _lookups.get(key_hash)
     if lookup is None or lookup.get_loop() is not asyncio.get_running_loop():
         lookup = _lookups[key_hash] = asyncio.ensure_future(
-            sync_to_async(active_client_cached)(key)
+            sync_to_async(own_connections(active_client_cached))(key)
         )
         lookup.add_done_callback(
             lambda done: _lookups.pop(key_hash, None) if _lookups.get(key_hash) is done else None

@@ -27,8 +27,10 @@ from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.core.handlers import asgi, base
+from django.core.exceptions import RequestAborted
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
+from django.urls import Resolver404, get_resolver, set_script_prefix
 
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 
@@ -151,6 +153,65 @@ class ASGIHandler(asgi.ASGIHandler):
         if request.path_info.startswith(API_PREFIX):
             return await self._api.get_response_async(request)
         return await super().get_response_async(request)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and _serves_on_loop(scope):
+            await self._handle_on_loop(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _handle_on_loop(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's `handle` for a view that serves on the loop: the API chain and the
+        view, without the per-request thread and the request signals' hops to it.
+
+        Django runs each request in a ThreadSensitiveContext (a thread started
+        and joined per request) and sends request_started and request_finished
+        in it, so their receivers can close that thread's database
+        connections. A view marked `serves_on_loop` uses no Django connection
+        on the loop; whatever it hands to a thread closes its connections
+        there itself (`meeting_intel.lib.async_db.own_connections`).
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(asgi.get_script_prefix(scope))
+        try:
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                response = error_response
+            else:
+                request.served_on_loop = True  # type: ignore[attr-defined]
+                response = await self._api.get_response_async(request)
+            response._handler_class = self.__class__
+            try:
+                await self.send_response(response, send)
+            finally:
+                # HttpResponse.close() without its request_finished signal.
+                for closer in response._resource_closers:
+                    try:
+                        closer()
+                    except Exception:  # as HttpResponse.close() does
+                        pass
+                response._resource_closers.clear()
+                response.closed = True
+        finally:
+            body_file.close()
+
+
+def _serves_on_loop(scope: dict[str, Any]) -> bool:
+    """A GET under /api/v1/ whose view says it serves on the loop (`serves_on_loop()`)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if scope["method"] != "GET" or not path.startswith(API_PREFIX):
+        return False
+    try:
+        match = get_resolver().resolve(path)
+    except Resolver404:
+        return False
+    serves = getattr(match.func, "serves_on_loop", None)
+    return serves is not None and bool(serves())
 
 
 # The API proper; /api/docs/ (a page for people, with the session) and the schema keep the full chain.

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 from psycopg import AsyncConnection, OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # (the loop, the task opening the pool on it): one pool per process in a server.
 _current: tuple[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] | None = None
@@ -95,6 +97,22 @@ async def fetchone(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
                 raise
             logger.info("read pool: retrying on a fresh connection", exc_info=True)
     raise AssertionError("unreachable")
+
+
+def own_connections(func: Callable[..., T]) -> Callable[..., T]:
+    """`func`, for a thread outside Django's request cycle: it closes the thread's
+    obsolete or broken connections before and after (handing pooled ones back),
+    as the request_started and request_finished receivers do for a request."""
+
+    @wraps(func)
+    def run(*args: Any, **kwargs: Any) -> T:
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return run
 
 
 async def close() -> None:
