@@ -25,7 +25,8 @@ from typing import Any
 from uuid import UUID
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import JSONRenderer
@@ -89,23 +90,26 @@ class _Query:
             if found:
                 self.converters.append((index, expression, found))
 
-    def params(self, pk: UUID, client_id: int) -> list[Any]:
-        return [Job._meta.pk.get_db_prep_value(pk, connection), client_id]
+    def params(self, pk: UUID, client_id: int, db: BaseDatabaseWrapper) -> list[Any]:
+        return [Job._meta.pk.get_db_prep_value(pk, db), client_id]
 
     def row(self, pk: UUID, client_id: int) -> tuple[Job, UUID | None] | None:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, self.params(pk, client_id))
-            return self.job(cursor.fetchone())
+        db = connections[DEFAULT_DB_ALIAS]
+        with db.cursor() as cursor:
+            cursor.execute(self.sql, self.params(pk, client_id, db))
+            return self.job(cursor.fetchone(), db)
 
-    def job(self, found: tuple[Any, ...] | None) -> tuple[Job, UUID | None] | None:
+    def job(
+        self, found: tuple[Any, ...] | None, db: BaseDatabaseWrapper
+    ) -> tuple[Job, UUID | None] | None:
         """The job and its meeting's id from a fetched row (None: no row)."""
         if found is None:
             return None
         values = list(found)
         for index, expression, converters in self.converters:
             for convert in converters:
-                values[index] = convert(values[index], expression, connection)
-        job = Job.from_db(connection.alias, self.attnames, values[:-1])
+                values[index] = convert(values[index], expression, db)
+        job = Job.from_db(db.alias, self.attnames, values[:-1])
         return job, values[-1]
 
 
@@ -190,9 +194,10 @@ async def _answer_on_loop(key: str, pk: UUID) -> HttpResponse | None:
         return None
     wait_ms = await athrottle_wait_ms(client)
     if wait_ms:
-        return _throttled(wait_ms)
-    query = _query(connection.vendor)
-    return _found(query.job(await async_db.fetchone(query.sql, query.params(pk, client.pk))))
+        return _throttled(wait_ms)  # before the query: a refused request costs the database nothing
+    db = connections[DEFAULT_DB_ALIAS]  # its converters and features only: no I/O
+    query = _query(db.vendor)
+    return _found(query.job(await async_db.fetchone(query.sql, query.params(pk, client.pk, db)), db))
 
 
 def _on_loop(request: HttpRequest) -> bool:

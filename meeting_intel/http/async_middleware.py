@@ -30,7 +30,7 @@ from django.core.handlers import asgi, base
 from django.core.exceptions import RequestAborted
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
-from django.urls import Resolver404, get_resolver, set_script_prefix
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 
@@ -134,6 +134,14 @@ class _ApiChain(base.BaseHandler):
         with _inline_middleware(settings.API_MIDDLEWARE):
             super().load_middleware(is_async)
 
+    def resolve_request(self, request: HttpRequest) -> Any:
+        """The on-loop lane resolved the path already: that match, not a second resolve."""
+        match = request.__dict__.pop("_lane_match", None)
+        if match is None or hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        request.resolver_match = match
+        return match
+
 
 class ASGIHandler(asgi.ASGIHandler):
     """Django's ASGI handler with the middleware chains built from the inline classes.
@@ -155,12 +163,15 @@ class ASGIHandler(asgi.ASGIHandler):
         return await super().get_response_async(request)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and _serves_on_loop(scope):
-            await self._handle_on_loop(scope, receive, send)
+        match = _on_loop_match(scope) if scope["type"] == "http" else None
+        if match is not None:
+            await self._handle_on_loop(scope, receive, send, match)
         else:
             await super().__call__(scope, receive, send)
 
-    async def _handle_on_loop(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _handle_on_loop(
+        self, scope: dict[str, Any], receive: Any, send: Any, match: ResolverMatch
+    ) -> None:
         """Django's `handle` for a view that serves on the loop: the API chain and the
         view, without the per-request thread and the request signals' hops to it.
 
@@ -182,6 +193,7 @@ class ASGIHandler(asgi.ASGIHandler):
                 response = error_response
             else:
                 request.served_on_loop = True  # type: ignore[attr-defined]
+                request._lane_match = match  # type: ignore[attr-defined]
                 response = await self._api.get_response_async(request)
             response._handler_class = self.__class__
             try:
@@ -199,19 +211,20 @@ class ASGIHandler(asgi.ASGIHandler):
             body_file.close()
 
 
-def _serves_on_loop(scope: dict[str, Any]) -> bool:
-    """A GET under /api/v1/ whose view says it serves on the loop (`serves_on_loop()`)."""
+def _on_loop_match(scope: dict[str, Any]) -> ResolverMatch | None:
+    """The match of a GET under /api/v1/ whose view says it serves on the loop
+    (`serves_on_loop()`), else None."""
     path, root = scope["path"], scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :]
     if scope["method"] != "GET" or not path.startswith(API_PREFIX):
-        return False
+        return None
     try:
         match = get_resolver().resolve(path)
     except Resolver404:
-        return False
+        return None
     serves = getattr(match.func, "serves_on_loop", None)
-    return serves is not None and bool(serves())
+    return match if serves is not None and serves() else None
 
 
 # The API proper; /api/docs/ (a page for people, with the session) and the schema keep the full chain.

@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.db.utils import load_backend
 from psycopg import AsyncConnection, OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -42,7 +43,14 @@ _current: tuple[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] | 
 
 def available() -> bool:
     """Whether the default database is PostgreSQL and the read pool is not turned off."""
-    return connections["default"].vendor == "postgresql" and settings.DATABASE_READ_POOL_MAX_SIZE > 0
+    return settings.DATABASE_READ_POOL_MAX_SIZE > 0 and _postgresql(
+        settings.DATABASES["default"]["ENGINE"]
+    )
+
+
+@cache
+def _postgresql(engine: str) -> bool:
+    return load_backend(engine).DatabaseWrapper.vendor == "postgresql"
 
 
 async def _open() -> AsyncConnectionPool:
