@@ -26,8 +26,8 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.core.handlers import asgi, base
 from django.core.exceptions import RequestAborted
+from django.core.handlers import asgi, base
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
 from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix

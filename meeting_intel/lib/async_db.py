@@ -56,7 +56,9 @@ def _postgresql(engine: str) -> bool:
 async def _open() -> AsyncConnectionPool:
     wrapper = connections["default"]
     params = wrapper.get_connection_params()
-    params.pop("cursor_factory", None)  # Django's sync cursor class; the async default binds server-side
+    params.pop(
+        "cursor_factory", None
+    )  # Django's sync cursor class; the async default binds server-side
     params["autocommit"] = True
     time_zone = wrapper.timezone_name
 

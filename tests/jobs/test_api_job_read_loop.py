@@ -145,7 +145,9 @@ def test_every_state_reads_byte_for_byte_as_the_drf_view(server, on_loop_calls, 
     assert len(on_loop_calls) == 2
 
 
-def test_another_clients_job_and_a_missing_one_answer_the_same_404(server, on_loop_calls, monkeypatch):
+def test_another_clients_job_and_a_missing_one_answer_the_same_404(
+    server, on_loop_calls, monkeypatch
+):
     other, _ = new_client()
     theirs = make_job(other)
     _, key = new_client()
@@ -197,7 +199,8 @@ def test_a_revoked_key_stops_working_within_the_documented_bound(server, monkeyp
     assert server.get(path, key)[0] == 200
     # Revoked from another process (no signal reaches this one).
     client.__class__.objects.filter(id=client.id).update(revoked_at=timezone.now())
-    (expires, _), = key_cache._entries.values()  # remembered API_KEY_CACHE_SECONDS from its lookup
+    # Remembered for API_KEY_CACHE_SECONDS from its lookup:
+    ((expires, _),) = key_cache._entries.values()
     monkeypatch.setattr(key_cache.time, "monotonic", lambda: expires - 0.1)
     assert server.get(path, key)[0] == 200  # inside the bound
     monkeypatch.setattr(key_cache.time, "monotonic", lambda: expires)

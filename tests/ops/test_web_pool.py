@@ -19,7 +19,7 @@ def settings_in_a_fresh_process(**env: str) -> dict:
         "import json, django; from django.conf import settings; django.setup(); "
         "db = settings.DATABASES['default']; "
         "print(json.dumps({'options': db.get('OPTIONS', {}), 'max_age': db['CONN_MAX_AGE'], "
-        "'checks': db['CONN_HEALTH_CHECKS']}))"
+        "'checks': db['CONN_HEALTH_CHECKS'], 'read_pool': settings.DATABASE_READ_POOL_MAX_SIZE}))"
     )
     environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "meeting_intel.settings", **env}
     out = subprocess.run(
@@ -48,6 +48,16 @@ def test_the_shipped_pool_size_and_turning_it_off():
         DATABASE_URL="postgres://u@127.0.0.1:5432/x", DATABASE_POOL_MAX_SIZE="0"
     )
     assert "pool" not in off["options"]
+
+
+def test_the_async_read_pool_is_sized_from_the_environment_on_postgresql_only():
+    shipped = settings_in_a_fresh_process(DATABASE_URL="postgres://u@127.0.0.1:5432/x")
+    assert shipped["read_pool"] == 4
+    sized = settings_in_a_fresh_process(
+        DATABASE_URL="postgres://u@127.0.0.1:5432/x", DATABASE_READ_POOL_MAX_SIZE="0"
+    )
+    assert sized["read_pool"] == 0
+    assert settings_in_a_fresh_process(DATABASE_URL="")["read_pool"] == 0  # the embedded SQLite
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,6 +7,8 @@ from asgiref import sync
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 
+from jobs.api import auth
+from meeting_intel.lib import async_db
 from tests.support.api_factories import make_job, new_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,6 +60,9 @@ def asgi_request(method: str, path: str, headers: dict[str, str] | None = None, 
             if not message.get("more_body"):
                 break
         await app.wait(5)
+        # An API read's async pool and throttle client live on this throwaway loop: closed with it.
+        await async_db.close()
+        await auth.close_async_clients()
         return start["status"], {k.lower(): v for k, v in start["headers"]}, b"".join(chunks)
 
     return async_to_sync(run)()
