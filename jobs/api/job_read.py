@@ -7,9 +7,17 @@ is the cost around that answer: DRF's request wrapping, negotiation and
 rendering machinery, the ORM compiling the same query for every request, and
 a database lookup of the key (key_cache: an active key's client is
 remembered for API_KEY_CACHE_SECONDS, which bounds how long a revoked key
-keeps working here). The database work, the throttle's one Redis round trip
-and, on a key-cache miss, the key lookup happen in one hop to Django's
-database thread.
+keeps working here).
+
+Under a server on PostgreSQL the read never leaves the event loop: the ASGI
+handler's on-loop lane (meeting_intel/http/async_middleware.py, for views
+with `serves_on_loop`) skips Django's per-request thread, the throttle's one
+round trip goes through redis.asyncio (the same script and fail-open), and
+the query through the async read pool (meeting_intel/lib/async_db.py); only
+a key lookup, once per key per API_KEY_CACHE_SECONDS, takes a thread. On
+SQLite, with DATABASE_READ_POOL_MAX_SIZE=0, and under Django's test client,
+the database work, the throttle and a key lookup happen in one hop to
+Django's database thread instead.
 
 Anything unusual goes to `JobDetail` itself, which also keeps describing the
 endpoint in the OpenAPI schema: another method, an `Accept` other than JSON, a

@@ -9,6 +9,11 @@ inline on the loop. The two places that can do I/O keep their thread: a
 session save (the database) and CSRF's check of an unsafe non-exempt request
 (it may parse a form body).
 
+Two more savings: /api/v1/ paths run API_MIDDLEWARE, the part of the chain
+the API needs; and a GET whose view is marked ``serves_on_loop`` (the hot job
+read) is handled without Django's per-request thread and the request signals
+sent to it (``ASGIHandler._handle_on_loop``).
+
 MIDDLEWARE keeps Django's own names (its deploy checks look for them); the
 ASGI handler loads these subclasses in their place (``ASGIHandler`` below).
 Hand-written because Django ships no async variants of these (each is a thin
