@@ -33,6 +33,12 @@ STEP_TASK_NAMES = {
 }
 
 
+def queue_of(step: str) -> str:
+    """The queue the step's task is routed to (CELERY_TASK_ROUTES)."""
+    route = settings.CELERY_TASK_ROUTES.get(STEP_TASK_NAMES[step], {})
+    return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
 def enqueue_next(job_id: object, delay: float | None = None) -> None:
     """Queue the job's next step as a Celery task (after `delay` seconds)."""
     job = Job.objects.filter(id=job_id).first()

@@ -13,7 +13,6 @@ two hours of real recognition take about ten minutes on 2 cores (README
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -34,8 +33,8 @@ from jobs.providers.audio import pcm16k
 from jobs.providers.base import AudioSource
 from jobs.providers.local import transcription
 from jobs.providers.local.transcription import LocalTranscriber, _read_pcm
-from meeting_intel.celery import app as celery_app
 from meetings.models import Segment
+from tests.support.broker import run_queued
 from tests.support.platform import ROOT
 
 TWO_HOURS = 2 * 3600
@@ -232,24 +231,5 @@ def test_cancelling_stops_between_windows(local, private_broker, settings):
     assert len(local.seconds) == before, "no window recognised after the cancel"
 
 
-def drain_transcription(
-    broker, stop_after: int | None = None, inspect=None
-) -> list[tuple[str, list]]:
-    """Run the transcription queue's messages here, in order, as one worker would.
-
-    Returns each task's name and the time limits its message carried; runs
-    `inspect` after the first task.
-    """
-    ran = []
-    while stop_after is None or len(ran) < stop_after:
-        raw = broker.rpop("transcription")
-        if raw is None:
-            return ran
-        message = json.loads(raw)
-        headers = message["headers"]
-        ran.append((headers["task"], headers["timelimit"]))
-        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        celery_app.tasks[headers["task"]].apply(args=args, kwargs=kwargs, task_id=headers["id"])
-        if inspect is not None and len(ran) == 1:
-            inspect()
-    return ran
+def drain_transcription(broker, stop_after=None, inspect=None):
+    return run_queued(broker, ("transcription",), stop_after, inspect)

@@ -1,0 +1,53 @@
+"""Steps due at once on the same queue run in one task: index, analyze and finalize
+follow each other without a trip through the broker, while the task is young."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+
+import jobs.tasks  # registers the step tasks
+from jobs.actions import submit_job
+from jobs.models import Job
+from tests.conftest import SAMPLE_AUDIO
+from tests.support.broker import run_queued
+
+QUEUES = ("transcription", "analysis")
+
+
+def run_job(broker) -> tuple[Job, list[str]]:
+    with open(SAMPLE_AUDIO, "rb") as fh:
+        job = submit_job(Job(title="Chained", audio=ContentFile(fh.read(), "a.wav")))
+    ran = [name for name, _ in run_queued(broker, QUEUES, stop_after=50)]
+    return Job.objects.get(id=job.id), ran
+
+
+@pytest.mark.django_db(transaction=True)
+def test_index_analyze_and_finalize_run_in_one_task(provider_settings, private_broker):
+    job, ran = run_job(private_broker)
+    assert job.status == Job.Status.COMPLETED, job.error_message
+    assert [name for name in ran if name not in ("jobs.transcribe", "jobs.poll_transcript")] == [
+        "jobs.index"
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_old_task_hands_the_next_step_to_the_queue(
+    provider_settings, private_broker, monkeypatch
+):
+    monkeypatch.setattr(jobs.tasks, "CHAIN_WHILE_YOUNGER_THAN", 0)
+    job, ran = run_job(private_broker)
+    assert job.status == Job.Status.COMPLETED, job.error_message
+    assert ran[-3:] == ["jobs.index", "jobs.analyze", "jobs.finalize"]
+
+
+def test_a_chain_ends_inside_the_shipped_soft_limit(settings):
+    # The last step a chain may start is an analyze: it stops taking calls
+    # after its budget, and its calls in flight end within their timeout.
+    assert jobs.tasks.CHAIN_WHILE_YOUNGER_THAN == 30
+    worst = (
+        jobs.tasks.CHAIN_WHILE_YOUNGER_THAN
+        + settings.ANALYSIS_TASK_BUDGET_SECONDS
+        + settings.PROVIDER_TIMEOUT_SECONDS
+    )
+    assert worst < settings.TASK_SOFT_TIME_LIMIT
