@@ -178,8 +178,16 @@ class FakeAssemblyAI(FakeServer):
     @property
     def max_concurrent_transcriptions(self) -> int:
         """Most transcripts submitted and not yet final at one instant (0 when ``processing_seconds`` is 0)."""
+        return self.max_concurrent_transcriptions_since(0.0)
+
+    def max_concurrent_transcriptions_since(self, since: float) -> int:
+        """max_concurrent_transcriptions among those submitted from monotonic ``since``."""
         with self._lock:
-            spans = [(t.submitted_at, t.ready_at) for t in self._transcripts.values()]
+            spans = [
+                (t.submitted_at, t.ready_at)
+                for t in self._transcripts.values()
+                if t.submitted_at >= since
+            ]
         return max((sum(1 for s, r in spans if s <= start < r) for start, _ in spans), default=0)
 
     # -- FakeServer hooks ------------------------------------------------------------

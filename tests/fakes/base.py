@@ -28,6 +28,20 @@ from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qs, urlsplit
 
 
+def max_in_window(weighted: list[tuple[float, int]], window: float) -> int:
+    """Largest sum of weights whose stamps fall within any ``window`` seconds
+    (``[t, t + window)``, as a provider's sliding minute counts them)."""
+    events = sorted(weighted)
+    best = total = first = 0
+    for stamp, weight in events:
+        total += weight
+        while stamp - events[first][0] >= window:
+            total -= events[first][1]
+            first += 1
+        best = max(best, total)
+    return best
+
+
 class LoggedRequest(NamedTuple):
     """One request as received. ``timestamp`` is ``time.monotonic()``; header names are lower-case."""
 
@@ -51,6 +65,7 @@ class Request:
     route: str
     params: dict[str, str]
     tag: str | None = None
+    arrived: float = 0.0  # time.monotonic(), as logged
 
 
 @dataclass
@@ -279,15 +294,13 @@ class FakeServer:
             if route is None or self._match(r.method, r.path)[0] == route
         ]
 
-    def max_requests_in_window(self, window: float = 60.0, route: str | None = None) -> int:
-        """Largest number of requests (to ``route``) that arrived within any ``window`` seconds."""
-        times = sorted(self.request_times(route))
-        best, first = 0, 0
-        for last, stamp in enumerate(times):
-            while stamp - times[first] >= window:
-                first += 1
-            best = max(best, last - first + 1)
-        return best
+    def max_requests_in_window(
+        self, window: float = 60.0, route: str | None = None, since: float = 0.0
+    ) -> int:
+        """Largest number of requests (to ``route``, arrived from monotonic ``since``)
+        that arrived within any ``window`` seconds."""
+        stamps = [(t, 1) for t in self.request_times(route) if t >= since]
+        return max_in_window(stamps, window)
 
     def max_concurrency(self, route: str | None = None) -> int:
         """Most requests (to ``route``, or to any route) being handled at the same time."""
@@ -329,13 +342,22 @@ class FakeServer:
             )
         except ValueError:
             payload = None
+        arrived = time.monotonic()
         with self._lock:
-            self._log.append(LoggedRequest(method, parts.path, headers, payload, time.monotonic()))
+            self._log.append(LoggedRequest(method, parts.path, headers, payload, arrived))
         name, handler, params = self._match(method, parts.path)
         if handler is None or name is None:
             return self._error(404, f"No route for {method} {parts.path}")
         request = Request(
-            method, parts.path, parse_qs(parts.query), headers, body, payload, name, params
+            method,
+            parts.path,
+            parse_qs(parts.query),
+            headers,
+            body,
+            payload,
+            name,
+            params,
+            arrived=arrived,
         )
         request.tag = self._tag(request)
         denied = self._authorize(request)

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tests.fakes.base import FakeServer, Reply, Request, json_reply, text_reply
+from tests.fakes.base import FakeServer, Reply, Request, json_reply, max_in_window, text_reply
 from tests.fakes.script import DEFAULT_MEETING, Script, duration_ms, time_script
 
 CorruptionMode = Literal["truncated", "invalid", "fenced", "schema_violation"]
@@ -95,6 +95,7 @@ class FakeOpenAI(FakeServer):
         self.gap_ms = gap_ms
         self._corruptions: dict[str, _Corruption] = {}
         self._transcription_forms: list[dict[str, list[str]]] = []
+        self._usage: list[tuple[str, float, int]] = []
         self._add_route("chat", "POST", r"/v1/chat/completions", self._chat)
         self._add_route("transcription", "POST", r"/v1/audio/transcriptions", self._transcription)
         self._add_route("embeddings", "POST", r"/v1/embeddings", self._embeddings)
@@ -127,6 +128,20 @@ class FakeOpenAI(FakeServer):
             for r in self.requests
             if r.path.endswith("/chat/completions") and isinstance(r.json, dict)
         ]
+
+    def max_tokens_in_window(
+        self, window: float = 60.0, route: str | None = None, since: float = 0.0
+    ) -> int:
+        """Largest number of tokens (the ``usage.total_tokens`` answered, counted when
+        the request arrived) of the requests to ``route`` (arrived from monotonic
+        ``since``) within any ``window`` seconds."""
+        with self._lock:
+            usage = [(t, n) for name, t, n in self._usage if route in (None, name) and t >= since]
+        return max_in_window(usage, window)
+
+    def _count_usage(self, route: str, arrived: float, tokens: int) -> None:
+        with self._lock:
+            self._usage.append((route, arrived, tokens))
 
     @property
     def transcription_forms(self) -> list[dict[str, list[str]]]:
@@ -187,6 +202,7 @@ class FakeOpenAI(FakeServer):
                 finish_reason = "length" if mode == "truncated" else finish_reason
         prompt_tokens = max(1, sum(len(_message_text(m)) for m in body["messages"]) // 4)
         completion_tokens = max(1, len(content) // 4)
+        self._count_usage("chat", request.arrived, prompt_tokens + completion_tokens)
         return json_reply(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -244,6 +260,7 @@ class FakeOpenAI(FakeServer):
             for i, text in enumerate(inputs)
         ]
         tokens = sum(max(1, len(text) // 4) for text in inputs)
+        self._count_usage("embeddings", request.arrived, tokens)
         return json_reply(
             {
                 "object": "list",

@@ -26,6 +26,7 @@ from jobs import broadcast, shaping
 from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline import runner as pipeline
+from jobs.providers import limits
 from meeting_intel.lib.media import MediaProblem, inspect_media, safe_filename
 from meetings.serializers import meeting_data
 
@@ -68,6 +69,7 @@ class Command(BaseCommand):
         shaped = self._shaping(opts)
         self._ensure_migrated()
         broadcast.disable()
+        limits.fail_open()  # this process is the whole fleet; it may run without Redis
         with path.open("rb") as fh:
             job = submit_job(
                 Job(

@@ -2,7 +2,8 @@
 
 The prompt holds only the retrieved passages; the model must cite the ids it
 used and say when they do not answer the question. Takes its share of the
-fleet-wide request and token budgets first, like every analysis call.
+fleet-wide request and token budgets as it is sent, like every analysis call
+(jobs.providers.openai.client).
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from django.conf import settings
 from pydantic import ValidationError
 
 from jobs.errors import TransientError
-from jobs.providers import limits
 from jobs.providers.answering import NOT_FOUND, Answer, AnswerOut, Source, clock
 from jobs.providers.openai.chat import repair_json
+from jobs.providers.openai.client import client
 from jobs.providers.openai.errors import translate
-from meetings.transcript import estimate_tokens
 
-EXPECTED_COMPLETION_TOKENS = 400
 SYSTEM = (
     "You answer questions about meetings using only the numbered passages given, which are "
     "excerpts of meeting transcripts. Cite in passage_ids the ids of every passage your "
@@ -40,23 +39,12 @@ class OpenAIAnswerer:
     name = "openai"
 
     def __init__(self) -> None:
-        self._client = openai.OpenAI(
-            api_key=settings.OPENAI_API_KEY,
-            base_url=settings.OPENAI_BASE_URL,
-            timeout=settings.OPENAI_TIMEOUT_SECONDS,
-            max_retries=0,
-        )
+        self._client = client(settings.OPENAI_TIMEOUT_SECONDS)
 
     def answer(self, question: str, sources: list[Source]) -> Answer:
         if not sources:
             return Answer(NOT_FOUND, [], answerable=False)
         content = prompt(question, sources)
-        limits.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
-        reservation = limits.throttle(
-            "openai:tokens",
-            estimate_tokens(SYSTEM + content) + EXPECTED_COMPLETION_TOKENS,
-            settings.OPENAI_TOKENS_PER_MINUTE,
-        )
         try:
             completion = self._client.chat.completions.create(
                 model=settings.OPENAI_MODEL,
@@ -75,8 +63,6 @@ class OpenAIAnswerer:
             )
         except openai.APIError as exc:
             raise translate(exc, "answer_rejected") from exc
-        if completion.usage:
-            limits.settle("openai:tokens", reservation, completion.usage.total_tokens)
         choice = completion.choices[0]
         if choice.message.refusal:
             return Answer(choice.message.refusal, [], answerable=False)

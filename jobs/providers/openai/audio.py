@@ -3,9 +3,11 @@
 Synchronous: `submit` uploads the file, waits for the answer and returns the
 Transcript; `fetch` refuses with PermanentError("not_async"). The model is
 `OPENAI_TRANSCRIPTION_MODEL` (default "whisper-1") at `OPENAI_BASE_URL`,
-with the SDK's retries off (retry policy lives in the pipeline) and
+with the SDK's retries off (retry policy lives in the pipeline),
 `OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS` (default 600: an hour of audio takes
-minutes) per request.
+minutes) per request, and each request admitted by the fleet-wide limit
+`OPENAI_TRANSCRIPTION_REQUESTS_PER_MINUTE` as it is sent
+(jobs.providers.openai.client).
 
 Speakers. whisper-1 and most compatible servers answer `verbose_json`, whose
 segments carry no speaker: every utterance is then speaker "A", one per
@@ -45,7 +47,8 @@ from django.conf import settings
 
 from jobs.errors import PermanentError
 from jobs.providers.audio import probe_duration, to_mp3_16k
-from jobs.providers.base import AudioSource, before_paid_request
+from jobs.providers.base import AudioSource
+from jobs.providers.openai.client import client
 from jobs.providers.openai.errors import translate
 from meetings.transcript import Transcript, Utterance
 
@@ -68,18 +71,12 @@ class OpenAITranscriber:
 
     def __init__(self) -> None:
         self._model = settings.OPENAI_TRANSCRIPTION_MODEL
-        self._client = openai.OpenAI(
-            api_key=settings.OPENAI_API_KEY,
-            base_url=settings.OPENAI_BASE_URL,
-            timeout=settings.OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS,
-            max_retries=0,
-        )
+        self._client = client(settings.OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS)
 
     def submit(self, audio: AudioSource) -> Transcript:
         """Transcribe `audio.path` in one request and return the Transcript."""
         with tempfile.TemporaryDirectory(prefix="openai-audio-") as tmp:
             path = _uploadable(audio.path, Path(tmp))
-            before_paid_request()
             answer = self._transcribe(path, audio.language, audio.vocabulary)
         return _to_transcript(answer, audio.language)
 

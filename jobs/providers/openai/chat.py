@@ -2,7 +2,9 @@
 
 The SDK's own retries are off: retry policy lives in the pipeline, which
 honours `Retry-After` beyond the SDK's 120-second ceiling without holding a
-worker. Errors are translated here into TransientError or PermanentError.
+worker. Every request is admitted by the fleet-wide limits as it is sent
+(jobs.providers.openai.client). Errors are translated here into
+TransientError or PermanentError.
 """
 
 from __future__ import annotations
@@ -17,13 +19,11 @@ from pydantic import ValidationError
 
 from jobs.errors import PermanentError
 from jobs.providers import analysis_steps as analysis
-from jobs.providers import limits as ratelimit
-from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput, before_paid_request
+from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput
+from jobs.providers.openai.client import client
 from jobs.providers.openai.errors import translate
-from meetings.transcript import Transcript, estimate_tokens
+from meetings.transcript import Transcript
 
-# Budgeted per call before the answer's real size is known.
-EXPECTED_COMPLETION_TOKENS = 800
 # A malformed answer is asked for again once before the step degrades.
 MAX_ANSWERS = 2
 
@@ -32,12 +32,7 @@ class OpenAIAnalyzer:
     name = "openai"
 
     def __init__(self) -> None:
-        self._client = openai.OpenAI(
-            api_key=settings.OPENAI_API_KEY,
-            base_url=settings.OPENAI_BASE_URL,
-            timeout=settings.OPENAI_TIMEOUT_SECONDS,
-            max_retries=0,
-        )
+        self._client = client(settings.OPENAI_TIMEOUT_SECONDS)
         self._strict_schema = True
 
     def run(
@@ -52,8 +47,8 @@ class OpenAIAnalyzer:
         The answer is validated whatever the server claims: a malformed one is
         repaired (code fences, trailing commas) or asked for again once, and
         the step fails permanently if it stays malformed. Every request takes
-        its share of the fleet-wide request and token budgets right before it
-        is sent (jobs.providers.limits); a long wait raises Deferred.
+        its share of the fleet-wide request and token budgets as it is sent
+        (jobs.providers.openai.client); a long wait raises Deferred.
         """
         prompt = transcript.as_prompt()
         schema = analysis.json_schema(step, context)
@@ -119,7 +114,6 @@ class OpenAIAnalyzer:
                 },
                 *messages[1:],
             ]
-        reservation = _admit(kwargs["messages"])
         try:
             completion = self._client.chat.completions.create(**kwargs)
         except openai.BadRequestError as exc:
@@ -132,27 +126,7 @@ class OpenAIAnalyzer:
         if completion.usage:
             output.prompt_tokens += completion.usage.prompt_tokens
             output.completion_tokens += completion.usage.completion_tokens
-            ratelimit.settle(
-                "openai:tokens",
-                reservation,
-                completion.usage.prompt_tokens + completion.usage.completion_tokens,
-            )
         return completion.choices[0]
-
-
-def _admit(messages: list[dict]) -> ratelimit.Reservation | None:
-    """Admit one request to OpenAI now: a request and an estimate of its tokens
-    from the fleet-wide windows, then the job's fence (before_paid_request).
-
-    Returns the token reservation, settled with the answer's usage.
-    """
-    estimate = sum(estimate_tokens(str(m["content"])) for m in messages)
-    ratelimit.throttle("openai:requests", 1, settings.OPENAI_REQUESTS_PER_MINUTE)
-    tokens = ratelimit.throttle(
-        "openai:tokens", estimate + EXPECTED_COMPLETION_TOKENS, settings.OPENAI_TOKENS_PER_MINUTE
-    )
-    before_paid_request()
-    return tokens
 
 
 def repair_json(text: str) -> str:

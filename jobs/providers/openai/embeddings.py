@@ -1,11 +1,12 @@
 """Embeddings through the official OpenAI SDK (``client.embeddings.create``).
 
-Texts go in batches of ``BATCH`` inputs. Each request first takes its share
-of the fleet-wide request and token budgets for the embedding model
+Texts go in batches of ``BATCH`` inputs. Each request takes its share of the
+fleet-wide request and token budgets for the embedding model as it is sent
 (``OPENAI_EMBEDDING_REQUESTS_PER_MINUTE`` / ``…_TOKENS_PER_MINUTE``: OpenAI
 limits each model separately, so embeddings get their own budget in the
-same limiter rather than eating the chat model's); the tokens the server
-reports are what the call returns. Errors are translated like the chat's.
+same limiter rather than eating the chat model's; see
+jobs.providers.openai.client); the tokens the server reports are what the
+call returns. Errors are translated like the chat's.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ import openai
 from django.conf import settings
 
 from jobs.errors import TransientError
-from jobs.providers import limits
-from jobs.providers.base import before_paid_request
 from jobs.providers.embedding import Embedded
+from jobs.providers.openai.client import client
 from jobs.providers.openai.errors import translate
-from meetings.transcript import estimate_tokens
 
 BATCH = 256
 
@@ -28,12 +27,7 @@ class OpenAIEmbedder:
     def __init__(self) -> None:
         self.model = settings.OPENAI_EMBEDDING_MODEL
         self.name = f"openai:{self.model}"
-        self._client = openai.OpenAI(
-            api_key=settings.OPENAI_API_KEY,
-            base_url=settings.OPENAI_BASE_URL,
-            timeout=settings.OPENAI_TIMEOUT_SECONDS,
-            max_retries=0,
-        )
+        self._client = client(settings.OPENAI_TIMEOUT_SECONDS)
 
     def embed(self, texts: list[str]) -> Embedded:
         """Unit vectors for `texts`, in order. Raises TransientError, PermanentError or Deferred."""
@@ -41,15 +35,6 @@ class OpenAIEmbedder:
         tokens = 0
         for start in range(0, len(texts), BATCH):
             batch = [t if t.strip() else " " for t in texts[start : start + BATCH]]
-            limits.throttle(
-                f"openai:{self.model}:requests", 1, settings.OPENAI_EMBEDDING_REQUESTS_PER_MINUTE
-            )
-            reservation = limits.throttle(
-                f"openai:{self.model}:tokens",
-                sum(estimate_tokens(t) for t in batch),
-                settings.OPENAI_EMBEDDING_TOKENS_PER_MINUTE,
-            )
-            before_paid_request()
             try:
                 response = self._client.embeddings.create(
                     model=self.model, input=batch, encoding_format="float"
@@ -65,9 +50,6 @@ class OpenAIEmbedder:
             rows.extend(d.embedding for d in data)
             if response.usage:
                 tokens += response.usage.prompt_tokens
-                limits.settle(
-                    f"openai:{self.model}:tokens", reservation, response.usage.prompt_tokens
-                )
         vectors = np.array(rows, dtype=np.float32).reshape(len(rows), -1)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return Embedded(vectors / np.maximum(norms, 1e-12), tokens)
