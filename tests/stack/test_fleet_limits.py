@@ -4,7 +4,8 @@ Four analysis worker processes share one fleet-wide window in Redis (the
 shipped 60 s). Every request is admitted as it is sent and counts until a
 window after its answer, so the second asks that malformed answers cause are
 counted too, and a loaded host that delivers a request late cannot push two
-windows' worth into one minute at the provider.
+windows' worth into one minute at the provider. Transcriptions hold one of
+ASSEMBLYAI_MAX_CONCURRENT slots from submission until their transcript is in.
 
 The scaled-down task limits of tests.support.stack (3 s) are raised here:
 on a loaded machine a prefork child's first import of an SDK takes longer."""
@@ -66,3 +67,29 @@ def test_four_worker_processes_never_send_more_than_the_limits_in_a_minute(
     )
     assert requests == REQUESTS, "the limit is reached, never passed"
     assert tokens <= TOKENS
+
+
+SLOTS = 2
+
+
+@pytest.fixture
+def transcription_stack(django_db_blocker, fake_aai, fake_openai):
+    with django_db_blocker.unblock():
+        running = Stack(fake_aai, fake_openai, ASSEMBLYAI_MAX_CONCURRENT=str(SLOTS), **ROOMY)
+    try:
+        running.start_workers()
+        running.start_more_workers(1, entries=("worker",))  # four prefork processes in all
+        yield running
+    finally:
+        running.stop()
+
+
+def test_worker_processes_never_hold_more_transcriptions_than_the_slots(
+    transcription_stack, api_key, receiver, fake_aai
+):
+    start = time.monotonic()
+    fake_aai.processing_seconds = 3
+    ids = transcription_stack.submit(api_key, receiver, 2 * SLOTS)
+    jobs = wait_all_terminal(ids, timeout=90)
+    assert {j.status for j in jobs} == {"completed"}, [(j.status, j.error_message) for j in jobs]
+    assert fake_aai.max_concurrent_transcriptions_since(start) == SLOTS
