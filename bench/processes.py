@@ -131,9 +131,9 @@ def _group(pgid: int) -> dict[int, list[str]]:
 
 
 def start_web(env: dict[str, str], port: int) -> Service:
-    """The Procfile's `web` on `port`, once /healthz answers."""
+    """The Procfile's `web` on `port`, once /healthz answers (a loaded machine may take a minute)."""
     service = Service("web", procfile_entries()["web"], {**env, "PORT": str(port)})
-    wait_http(f"http://127.0.0.1:{port}/healthz", service)
+    wait_http(f"http://127.0.0.1:{port}/healthz", service, timeout=120)
     return service
 
 

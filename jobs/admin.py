@@ -115,6 +115,7 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         "completed_at",
         "next_attempt_at",
         "heartbeat_at",
+        "stage_timings",
         "transcription_provider",
         "transcript_external_id",
         "transcript_saved_at",
@@ -133,7 +134,14 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         "webhook_payload",
         "live_page",
     ]
-    exclude = ["webhook_secret", "lease_task", "lease_expires"]
+    exclude = [
+        "webhook_secret",
+        "lease_task",
+        "lease_expires",
+        "run_started_at",
+        "stage_started_at",
+        "stage_seconds",
+    ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         if obj is None:
@@ -175,6 +183,19 @@ class JobAdmin(ExplainedActionsMixin, admin.ModelAdmin):
         )
         frozen = "priced when the job ended" if obj.is_terminal and obj.usage else "priced now"
         return format_html('<table class="usage">{}</table><p class="help">{}</p>', rows, frozen)
+
+    @admin.display(description="Time per stage")
+    def stage_timings(self, obj: Job) -> str:
+        """This run's stages from the job's timing columns (no timeline query)."""
+        spent = [
+            (stage, f"{seconds:.1f} s") for stage, seconds in (obj.stage_seconds or {}).items()
+        ]
+        if not obj.is_terminal and obj.stage_started_at:
+            current = (timezone.now() - obj.stage_started_at).total_seconds()
+            spent.append((f"{obj.stage} (now)", f"{current:.1f} s"))
+        if not spent:
+            return "–"
+        return format_html_join("", "<div>{}: {}</div>", spent)
 
     @admin.display(description="Live page")
     def live_page(self, obj: Job) -> str:

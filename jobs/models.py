@@ -183,6 +183,14 @@ class Job(models.Model):
     # that time is long past and no step holds the lease (jobs.sweeper).
     due_at = models.DateTimeField(null=True, blank=True)
 
+    # Stage timings of the current run, moved by the state write that changes
+    # the stage (jobs.state.update_job), so nothing reads the timeline to time
+    # a stage: when the run (submission, retry, reprocess) and the current
+    # stage began, and the seconds the run spent in each stage it has left.
+    run_started_at = models.DateTimeField(default=timezone.now, null=True, blank=True)
+    stage_started_at = models.DateTimeField(default=timezone.now, null=True, blank=True)
+    stage_seconds = models.JSONField(default=dict, blank=True)
+
     # A lease makes each step run once at a time even when Celery delivers a
     # message twice; `lease_task` is the id of the task that holds it.
     lease_task = models.CharField(max_length=64, blank=True)

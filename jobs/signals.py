@@ -5,6 +5,11 @@
 the job its terminal state, so whatever a receiver writes commits or rolls
 back with that state. A receiver that raises aborts the transition. The
 webhooks app receives it to write its outbox (``webhooks/apps.py``).
+
+``stage_ended`` is sent once the write that ends a job's stage commits, with
+``job_id``, ``stage`` and ``seconds`` (how long the job was in it), ``status``
+(the job's new status) and ``run_seconds`` (how long the run took, when that
+write ended it; else None). The ops wiring feeds the duration histograms.
 """
 
 from __future__ import annotations
@@ -12,3 +17,4 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 job_finished = Signal()
+stage_ended = Signal()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +24,7 @@ from jobs.failures import public_message
 from jobs.leases import lease_seconds
 from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
-from jobs.signals import job_finished
+from jobs.signals import job_finished, stage_ended
 from jobs.usage import live_usage
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
         fields["progress"] = max(STAGE_PROGRESS[fields["stage"]], job.progress)
     if message:
         fields["message"] = message[:300]
-    fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
+    now = fields["heartbeat_at"] = fields["updated_at"] = timezone.now()
+    ended = _time_stages(job, fields, now)
     rows = Job.objects.filter(id=job.id)
     if holder is not None:
         rows = rows.filter(lease_task=holder, status=Status.PROCESSING)
@@ -99,7 +100,37 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
             setattr(job, name, value)
         record_event(job, message or f"{job.status}/{job.stage}")
     broadcast_row_after_commit(job)
+    if ended is not None:
+        transaction.on_commit(lambda: stage_ended.send_robust(sender=Job, job_id=job.id, **ended))
     return job
+
+
+def _time_stages(job: Job, fields: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """Move the stage timing columns in `fields`; return what this write ends, if anything.
+
+    A stage ends when the stage changes or the job ends; a write to an ended
+    job starts a new run (a retry, a reprocess) unless it leaves it ended (a
+    note). The columns are in the row in memory, so timing costs no query.
+    """
+    status, stage = fields.get("status", job.status), fields.get("stage", job.stage)
+    if job.status in Job.TERMINAL:
+        if status not in Job.TERMINAL:
+            fields.update(run_started_at=now, stage_started_at=now, stage_seconds={})
+        return None
+    ends_run = status in Job.TERMINAL
+    if stage == job.stage and not ends_run:
+        return None
+    seconds = max(0.0, (now - (job.stage_started_at or now)).total_seconds())
+    totals = dict(job.stage_seconds or {})
+    totals[job.stage] = round(totals.get(job.stage, 0) + seconds, 3)
+    fields.update(stage_started_at=now, stage_seconds=totals)
+    run_start = job.run_started_at or job.created_at
+    return {
+        "stage": job.stage,
+        "seconds": seconds,
+        "status": status,
+        "run_seconds": max(0.0, (now - run_start).total_seconds()) if ends_run else None,
+    }
 
 
 def touch(job: Job, message: str, *, holder: str | None = None, **fields: Any) -> None:
@@ -186,14 +217,29 @@ def claim(job: Job, holder: str) -> Job | None:
     return job
 
 
-def release(job: Job, holder: str, due_in: float | None, *, set_due: bool = True) -> None:
-    """Give the lease back and record when the job's next step is due (None: not at all)."""
+def release(
+    job: Job,
+    holder: str,
+    due_in: float | None,
+    *,
+    set_due: bool = True,
+    clear_retries: bool = False,
+) -> None:
+    """Give the lease back and record when the job's next step is due (None: not at all).
+
+    `clear_retries`: the step succeeded, so its retry count starts again from 0.
+    The row in memory follows.
+    """
     fields: dict[str, Any] = {"lease_task": "", "lease_expires": None}
     if set_due:
         fields["due_at"] = (
             timezone.now() + timedelta(seconds=due_in) if due_in is not None else None
         )
-    Job.objects.filter(id=job.id, lease_task=holder).update(**fields)
+    if clear_retries:
+        fields["step_retries"] = 0
+    if Job.objects.filter(id=job.id, lease_task=holder).update(**fields):
+        for name, value in fields.items():
+            setattr(job, name, value)
 
 
 def fence(job: Job, holder: str) -> None:

@@ -44,22 +44,26 @@ CHAIN_WHILE_YOUNGER_THAN = settings.TASK_SOFT_TIME_LIMIT / 10
 def _run(task: Task, job_id: str, step: str, seq: int | None) -> None:
     started = time.monotonic()
     retries = task.request.retries or 0
-    delay = runner.run_step(job_id, step, task.request.id, seq=seq, celery_retries=retries)
+    delay, job = runner.run_step(job_id, step, task.request.id, seq=seq, celery_retries=retries)
     while delay == 0 and time.monotonic() - started < CHAIN_WHILE_YOUNGER_THAN:
-        following = chained_step(job_id, step)
+        following = chained_step(job_id, step, job)
         if following is None:
             break
         # The next step checkpoints and claims the job on its own; a crash
         # mid-chain leaves it due, and the sweeper resumes it.
         step = following
-        delay = runner.run_step(job_id, step, task.request.id, celery_retries=retries)
+        delay, job = runner.run_step(job_id, step, task.request.id, celery_retries=retries)
     if delay is not None:
-        enqueue_next(job_id, delay)
+        enqueue_next(job_id, delay, job)
 
 
-def chained_step(job_id: str, step: str) -> str | None:
-    """The job's next step when its task runs on the same queue as `step`'s, else None."""
-    job = Job.objects.filter(id=job_id).first()
+def chained_step(job_id: str, step: str, job: Job | None = None) -> str | None:
+    """The job's next step when its task runs on the same queue as `step`'s, else None.
+
+    `job` is the row as the step left it in memory, if it is known (else it is read).
+    """
+    if job is None:
+        job = Job.objects.filter(id=job_id).first()
     following = next_step(job) if job is not None else None
     if following is None or following == POLL:
         return None

@@ -14,3 +14,9 @@ if os.environ.get("BENCH_QUERY_DIR"):
     from bench.querycount import install
 
     install(os.environ["BENCH_QUERY_DIR"])
+
+# Profiled: the worker processes only (a profiled web starts too slowly for the bench).
+if os.environ.get("BENCH_PROFILE") and os.environ.get("BENCH_QUERY_DIR", "").endswith("worker"):
+    from bench.profiling import install as profile
+
+    profile(os.environ["BENCH_PROFILE"])

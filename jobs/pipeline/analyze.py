@@ -5,8 +5,10 @@ every analyze task the process runs: ANALYSIS_MAX_IN_FLIGHT bounds the model
 calls in flight for the whole process, ANALYSIS_CONCURRENCY those of one job.
 Every database write happens on the task's own thread, as each answer
 lands, so each chunk's answer is a checkpoint and each step degrades on its
-own. Each call is fenced (services.fence) right before it is handed to the
-pool; the further requests a call may make (a repair, a second ask) are
+own. Each call is fenced right before it is handed to the pool: by
+``jobs.state.fence``, or by the write conditional on the lease that kept the
+answer landed just before it (the first calls go out together after one
+fence); the further requests a call may make (a repair, a second ask) are
 fenced from the pool's thread.
 """
 
@@ -26,11 +28,11 @@ from django.db import DatabaseError, connection, transaction
 from jobs import shaping
 from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
 from jobs.models import Job
-from jobs.pipeline import answers, chunking
+from jobs.pipeline import answers, checkpoints, chunking
 from jobs.providers import get_analyzer
 from jobs.providers.analysis_steps import job_steps, pending_analysis, section_key, step_label
 from jobs.providers.base import AnalysisContext, StepOutput, guarded
-from jobs.state import fence, lock_for_write, touch, update_job
+from jobs.state import fence, touch, update_job
 from meetings import results as meeting_services
 from meetings.models import Meeting
 from meetings.transcript import Transcript
@@ -96,7 +98,7 @@ def analyze(job: Job, task_id: str) -> float | None:
     names = dict(meeting.speakers.values_list("label", "name"))
     shaped = shaping.context_for(job, meeting.language)
     context = answers.AnswerContext.of(transcript, names, [p.name for p in shaped.participants])
-    run = _AnalysisRun(job, task_id, chunks, context, shaped)
+    run = _AnalysisRun(job, meeting, task_id, chunks, context, shaped)
     run.report()
     run.execute()
     run.reduce_summary()
@@ -114,12 +116,14 @@ class _AnalysisRun:
     def __init__(
         self,
         job: Job,
+        meeting: Meeting,
         task_id: str,
         chunks: list[Transcript],
         context: answers.AnswerContext,
         shaped: AnalysisContext,
     ) -> None:
-        self.job, self.task_id, self.chunks, self.context = job, task_id, chunks, context
+        self.job, self.meeting, self.task_id = job, meeting, task_id
+        self.chunks, self.context = chunks, context
         self.shaped = shaped
         self.steps = job_steps(job)
         self.analyzer = get_analyzer()
@@ -129,6 +133,9 @@ class _AnalysisRun:
         self.failed: set[str] = set()
         self.stopped_early = False
         self.reported_at = 0.0
+        # Whether a write conditional on the lease has just succeeded (it then
+        # stands for the check before the next model call).
+        self.checked = False
 
     def _todo(self) -> list[tuple[str, int]]:
         partials = self.job.analysis_partials
@@ -166,7 +173,8 @@ class _AnalysisRun:
         self.reported_at = time.monotonic()
 
     def execute(self) -> None:
-        work = iter(self._todo())
+        todo = self._todo()
+        work = iter(todo)
         futures: dict[Future[StepOutput], tuple[str, int]] = {}
         pool = model_calls()
 
@@ -176,7 +184,12 @@ class _AnalysisRun:
                 return
             for step, index in work:
                 if step not in self.failed:
-                    fence(self.job, self.task_id)  # cancelled or handed over: pay nothing more
+                    # Cancelled or handed over: pay nothing more. The write that
+                    # just kept an answer was conditional on the lease, so it is
+                    # that check; otherwise the lease is checked here.
+                    if not self.checked:
+                        fence(self.job, self.task_id)
+                    self.checked = False
                     guard = _CallGuard(self.job, self.task_id)
                     future = pool.submit(
                         _call, self.analyzer, step, self.chunks[index], self.shaped, guard
@@ -184,12 +197,18 @@ class _AnalysisRun:
                     futures[future] = (step, index)
                     return
 
+        # The first calls go out together, after one check of the lease.
+        if todo:
+            fence(self.job, self.task_id)
         for _ in range(settings.ANALYSIS_CONCURRENCY):
+            self.checked = True
             submit_next()
+        self.checked = False
         while futures:
             finished, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
                 step, index = futures.pop(future)
+                self.checked = False
                 self._land(step, index, future)
                 submit_next()
         self.stopped_early = self.stopped_early and bool(self._todo())
@@ -231,67 +250,62 @@ class _AnalysisRun:
         """Degrade `step`; `reason` (exception text) goes to the log, not the timeline."""
         logger.warning("analysis step %s of job %s degraded: %s", step, self.job.id, reason)
         self.failed.add(step)
-        with transaction.atomic():
-            fresh = lock_for_write(self.job, self.task_id)
-            partials = {k: v for k, v in fresh.analysis_partials.items() if k != step}
-            update_job(
-                fresh,
-                f"{step_label(step)} unavailable: the analysis could not produce it",
-                analysis_steps_failed=[*fresh.analysis_steps_failed, step],
-                analysis_partials=partials,
-            )
-        self.job = fresh
+        update_job(
+            self.job,
+            f"{step_label(step)} unavailable: the analysis could not produce it",
+            holder=self.task_id,
+            analysis_steps_failed=[*self.job.analysis_steps_failed, step],
+            analysis_partials={k: v for k, v in self.job.analysis_partials.items() if k != step},
+        )
 
     def _chunk_done(self, step: str, index: int, output: StepOutput) -> None:
-        with transaction.atomic():
-            fresh = lock_for_write(self.job, self.task_id)
-            partials = dict(fresh.analysis_partials)
-            partials[step] = {**partials.get(step, {}), str(index): output.data}
-            fields = {
-                "analysis_partials": partials,
-                "prompt_tokens": fresh.prompt_tokens + output.prompt_tokens,
-                "completion_tokens": fresh.completion_tokens + output.completion_tokens,
-            }
-            parts = [partials[step].get(str(i)) for i in range(len(self.chunks))]
-            complete = all(part is not None for part in parts)
-            if complete and (len(parts) == 1 or step != "summary"):
-                data = parts[0] if len(parts) == 1 else chunking.merge(step, parts)
-                self._save_step(fresh, step, answers.clean(step, data, self.context), fields)
-            else:
-                Job.objects.filter(id=fresh.id).update(**fields)
-                for name, value in fields.items():
-                    setattr(fresh, name, value)
-        self.job = fresh
+        """Checkpoint one chunk's answer; the step's last one saves the step instead.
+
+        No read and no row lock: the step holds the job's lease, so the row
+        in memory is the row, and every write is conditional on that lease.
+        """
+        parts = {**self.job.analysis_partials.get(step, {}), str(index): output.data}
+        complete = all(str(i) in parts for i in range(len(self.chunks)))
+        tokens = (output.prompt_tokens, output.completion_tokens)
+        if complete and (len(parts) == 1 or step != "summary"):
+            ordered = [parts[str(i)] for i in range(len(self.chunks))]
+            data = ordered[0] if len(ordered) == 1 else chunking.merge(step, ordered)
+            self._save_step(step, answers.clean(step, data, self.context), tokens)
+        else:
+            checkpoints.save_chunk_answer(self.job, self.task_id, step, index, output.data, *tokens)
+        self.checked = True  # either write was conditional on the lease
         if len(self.chunks) > 1:
             self.report()
 
-    def _save_step(self, job: Job, step: str, data: dict[str, Any], fields: dict[str, Any]) -> None:
-        meeting = Meeting.objects.get(job=job)
-        key = section_key(step)
-        if key is None:
-            meeting_services.save_step(meeting, step, data)
-        else:
-            meeting_services.save_section(
-                meeting,
-                key,
-                self.shaped.section(key).title,
-                data["items"],
-                [s.key for s in self.shaped.sections],
+    def _save_step(self, step: str, data: dict[str, Any], tokens: tuple[int, int]) -> None:
+        """Save one step's merged answer to the meeting and mark it done, in one transaction."""
+        job, meeting = self.job, self.meeting
+        with transaction.atomic():
+            key = section_key(step)
+            if key is None:
+                meeting_services.save_step(meeting, step, data)
+            else:
+                meeting_services.save_section(
+                    meeting,
+                    key,
+                    self.shaped.section(key).title,
+                    data["items"],
+                    [s.key for s in self.shaped.sections],
+                )
+            if meeting.analysis_provider != self.analyzer.name:
+                meeting.analysis_provider = self.analyzer.name
+                meeting.save(update_fields=["analysis_provider", "updated_at"])
+            done = [*job.analysis_steps_done, step]
+            update_job(
+                job,
+                f"{step_label(step)} ready",
+                holder=self.task_id,
+                analysis_steps_done=done,
+                progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
+                analysis_partials={k: v for k, v in job.analysis_partials.items() if k != step},
+                prompt_tokens=job.prompt_tokens + tokens[0],
+                completion_tokens=job.completion_tokens + tokens[1],
             )
-        if meeting.analysis_provider != self.analyzer.name:
-            meeting.analysis_provider = self.analyzer.name
-            meeting.save(update_fields=["analysis_provider", "updated_at"])
-        fields["analysis_partials"] = {
-            k: v for k, v in fields["analysis_partials"].items() if k != step
-        }
-        done = [*job.analysis_steps_done, step]
-        update_job(
-            job,
-            f"{step_label(step)} ready",
-            analysis_steps_done=done,
-            progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
-            **fields,
-        )
 
     def reduce_summary(self) -> None:
         """Summarise the chunk summaries (hierarchically if they are long)."""
@@ -319,16 +333,8 @@ class _AnalysisRun:
         self._saving("summary", lambda: self._save_summary(texts[0], tokens))
 
     def _save_summary(self, summary: str, tokens: list[int]) -> None:
-        with transaction.atomic():
-            fresh = lock_for_write(self.job, self.task_id)
-            fields = {
-                "analysis_partials": dict(fresh.analysis_partials),
-                "prompt_tokens": fresh.prompt_tokens + tokens[0],
-                "completion_tokens": fresh.completion_tokens + tokens[1],
-            }
-            data = answers.clean("summary", {"summary": summary}, self.context)
-            self._save_step(fresh, "summary", data, fields)
-        self.job = fresh
+        data = answers.clean("summary", {"summary": summary}, self.context)
+        self._save_step("summary", data, (tokens[0], tokens[1]))
 
     def raise_pending_problems(self) -> None:
         if self.transient:

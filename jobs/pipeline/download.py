@@ -18,11 +18,10 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.files import File
-from django.db import transaction
 
 from jobs.errors import JobLost, PermanentError, TransientError
 from jobs.models import Job
-from jobs.state import lock_for_write, update_job
+from jobs.state import update_job
 from meeting_intel.lib.media import MediaProblem, inspect_media, safe_filename
 from meeting_intel.lib.safe_http import DeadlineExceeded, FetchError, UnsafeURL, safe_request
 
@@ -103,18 +102,16 @@ def fetch_audio(job: Job, task_id: str) -> Job:
             job.audio.field.generate_filename(job, name), File(sink, name=name)
         )
     try:
-        with transaction.atomic():
-            fresh = lock_for_write(job, task_id)
-            update_job(
-                fresh,
-                f"Recording downloaded ({size / 1e6:.1f} MB)",
-                audio=stored,
-                original_filename=name,
-                audio_bytes=size,
-                audio_duration_seconds=info.duration_seconds,
-            )
+        update_job(
+            job,
+            f"Recording downloaded ({size / 1e6:.1f} MB)",
+            holder=task_id,
+            audio=stored,
+            original_filename=name,
+            audio_bytes=size,
+            audio_duration_seconds=info.duration_seconds,
+        )
     except JobLost:
         job.audio.storage.delete(stored)
         raise
-    fresh.refresh_from_db()
-    return fresh
+    return job

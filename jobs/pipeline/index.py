@@ -19,7 +19,7 @@ from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError
 from jobs.models import Job
 from jobs.providers import get_embedder
 from jobs.providers.base import guarded
-from jobs.state import fence, lock_for_write, touch, update_job
+from jobs.state import fence, touch, update_job
 from meetings.models import Meeting
 from meetings.search import passages
 
@@ -49,26 +49,25 @@ def index(job: Job, task_id: str) -> float | None:
         if not isinstance(exc, TransientError):
             logger.exception("search index of job %s failed", job.id)
         return _degrade(job, task_id, getattr(exc, "message", f"{type(exc).__name__}: {exc}"))
+    # No row lock: the conditional state write rolls the index back if the step lost the job.
     with transaction.atomic():
-        fresh = lock_for_write(job, task_id)
         vectors = embedded.vectors if embedded else None
         count = passages.replace_index(meeting, items, vectors, embedder.name) if items else 0
         if not items:
             passages.remove_index(meeting)
         update_job(
-            fresh,
+            job,
             f"Search index ready: {count} passages",
+            holder=task_id,
             search_index=DONE,
-            embedding_tokens=fresh.embedding_tokens + (embedded.tokens if embedded else 0),
+            embedding_tokens=job.embedding_tokens + (embedded.tokens if embedded else 0),
         )
     return 0
 
 
 def _degrade(job: Job, task_id: str, reason: str) -> float:
-    with transaction.atomic():
-        fresh = lock_for_write(job, task_id)
-        logger.warning("search index of job %s degraded: %s", job.id, reason)
-        update_job(fresh, "Search index unavailable", search_index=FAILED)
+    logger.warning("search index of job %s degraded: %s", job.id, reason)
+    update_job(job, "Search index unavailable", holder=task_id, search_index=FAILED)
     return 0
 
 

@@ -39,9 +39,14 @@ def queue_of(step: str) -> str:
     return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
-def enqueue_next(job_id: object, delay: float | None = None) -> None:
-    """Queue the job's next step as a Celery task (after `delay` seconds)."""
-    job = Job.objects.filter(id=job_id).first()
+def enqueue_next(job_id: object, delay: float | None = None, job: Job | None = None) -> None:
+    """Queue the job's next step as a Celery task (after `delay` seconds).
+
+    `job` is the row as the step that just ran left it (in memory), saving a
+    re-read; without it the row is read.
+    """
+    if job is None:
+        job = Job.objects.filter(id=job_id).first()
     step = next_step(job) if job else None
     if step is None:
         return

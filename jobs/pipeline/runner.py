@@ -78,11 +78,12 @@ SLOT_TTL_SECONDS = 6 * 3600
 
 def run_step(
     job_id: object, step: str, task_id: str, seq: int | None = None, celery_retries: int = 0
-) -> float | None:
+) -> tuple[float | None, Job | None]:
     """Run `step` for the job if it is still the job's next step.
 
     Returns the delay before the job's next step, or None when there is
-    nothing to schedule (stale message, lost claim, terminal job).
+    nothing to schedule (stale message, lost claim, terminal job), and the
+    job's row as the step left it in memory (None when it must be read again).
 
     Database, broker and Redis outages (INFRASTRUCTURE_ERRORS) are not the
     job's fault: they propagate to the task, which Celery retries with
@@ -91,14 +92,14 @@ def run_step(
     """
     job = Job.objects.filter(id=job_id).first()
     if job is None or next_step(job) != step:
-        return None
+        return None, job
     if step == POLL and seq is not None and seq != job.transcript_polls:
-        return None  # an older poll chain; the current one carries on
+        return None, job  # an older poll chain; the current one carries on
     if job.next_attempt_at and job.next_attempt_at > timezone.now():
-        return (job.next_attempt_at - timezone.now()).total_seconds()
+        return (job.next_attempt_at - timezone.now()).total_seconds(), job
     holder = lease_holder(task_id, celery_retries)
     if claim(job, holder) is None:
-        return None
+        return None, None
     leases.hold(holder)
     try:
         return _run_claimed(job, step, holder)
@@ -106,18 +107,18 @@ def run_step(
         leases.drop(holder)
 
 
-def _run_claimed(job: Job, step: str, holder: str) -> float | None:
+def _run_claimed(job: Job, step: str, holder: str) -> tuple[float | None, Job | None]:
     job_id = job.id
     delay: float | None = None
-    lost = False
+    lost, current, succeeded = False, False, False
     try:
         delay = STEP_FUNCTIONS[step](job, holder)
-        if job.step_retries:
-            Job.objects.filter(id=job.id).update(step_retries=0)
+        current = succeeded = True
     except Deferred as exc:
         delay = max(exc.seconds, 0.05)
         try:
             touch(job, exc.reason, holder=holder)
+            current = True
         except JobLost:
             delay, lost = None, True
     except TransientError as exc:
@@ -136,12 +137,14 @@ def _run_claimed(job: Job, step: str, holder: str) -> float | None:
         delay = schedule_retry(
             job, holder, TransientError("internal_error", f"{type(exc).__name__}: {exc}")
         )
-    release(job, holder, delay, set_due=not lost)
+    # A step that succeeded clears its retry count in the same UPDATE that releases the lease.
+    release(job, holder, delay, set_due=not lost, clear_retries=succeeded and job.step_retries > 0)
     if lost and Job.objects.filter(id=job.id, status=Status.PENDING).exists():
         # Retried or reprocessed while this step ran: the new attempt's
         # message found the lease taken and was dropped; hand over now.
-        return 0
-    return delay
+        return 0, None
+    # After a retry or a failure the row in memory may be stale (they write a fresh copy).
+    return delay, job if current else None
 
 
 def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
@@ -180,7 +183,7 @@ def run_inline(job_id: object, on_change: Callable[[Job], None] | None = None) -
         step = next_step(job)
         if step is None:
             return job
-        delay = run_step(job_id, step, task_id, seq=job.transcript_polls)
+        delay, _ = run_step(job_id, step, task_id, seq=job.transcript_polls)
         if delay:
             time.sleep(delay)
 
@@ -272,6 +275,7 @@ def poll(job: Job, task_id: str) -> float | None:
             heartbeat_at=timezone.now(),
             progress=min(45, 15 + polls * 2),
         )
+        job.transcript_polls, job.progress = polls, min(45, 15 + polls * 2)
         return poll_delay(polls)
     _save_transcript(job, task_id, result, transcriber.name)
     if _works_in_fetch(transcriber):
@@ -280,12 +284,14 @@ def poll(job: Job, task_id: str) -> float | None:
 
 
 def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: str) -> None:
+    """Save the transcript and its checkpoint in one transaction (no row lock: the
+    conditional state write rolls the transcript back if the step lost the job)."""
     with transaction.atomic():
-        job = lock_for_write(job, task_id)
         meeting_services.save_transcript(job, transcript, provider)
         update_job(
             job,
             f"Transcript saved: {len(transcript.utterances)} turns",
+            holder=task_id,
             stage=Stage.ANALYZING,
             progress=50,
             transcript_saved_at=timezone.now(),

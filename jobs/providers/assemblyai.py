@@ -3,13 +3,18 @@
 One function per call. The SDK never retries and drops response headers
 from its errors, so a response hook keeps `Retry-After`, and every failure is
 translated here into a TransientError or a PermanentError.
+
+A transcript is read with the SDK's HTTP client (its key, base URL and
+timeout) but parsed here: the SDK validates every word of a finished
+transcript with pydantic, seconds of CPU for an hour-long meeting, and the
+pipeline reads only a few of its fields (PROVIDERS.md lists them).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import assemblyai as aai
 import httpx
@@ -106,34 +111,57 @@ class AssemblyAITranscriber:
 
     def fetch(self, external_id: str) -> Transcript | None:
         """Read the transcript once: None while it is queued or processing."""
-        http = self._client.http_client
-        got = self._call("status check", lambda: aai_api.get_transcript(http, external_id))
-        status = str(getattr(got.status, "value", got.status))
+        got = self._call(
+            "status check", lambda: _get_transcript(self._client.http_client, external_id)
+        )
+        status = str(got.get("status") or "")
         if status in ("queued", "processing"):
             return None
         if status == "error":
             raise PermanentError(
-                "transcription_failed", f"AssemblyAI could not transcribe the audio: {got.error}"
+                "transcription_failed",
+                f"AssemblyAI could not transcribe the audio: {got.get('error')}",
             )
         utterances = [
             Utterance(
-                speaker=str(u.speaker or "A"), start_ms=u.start, end_ms=u.end, text=u.text.strip()
+                speaker=str(u.get("speaker") or "A"),
+                start_ms=int(u["start"]),
+                end_ms=int(u["end"]),
+                text=u["text"].strip(),
             )
-            for u in (got.utterances or [])
-            if u.text and u.text.strip()
+            for u in (got.get("utterances") or [])
+            if u.get("text") and u["text"].strip()
         ]
-        if not utterances and got.text and got.text.strip():
-            words = got.words or []
-            end = words[-1].end if words else 0
-            utterances = [Utterance("A", words[0].start if words else 0, end, got.text.strip())]
+        text = (got.get("text") or "").strip()
+        if not utterances and text:
+            words = got.get("words") or []
+            start, end = (int(words[0]["start"]), int(words[-1]["end"])) if words else (0, 0)
+            utterances = [Utterance("A", start, end, text)]
         if not utterances:
             raise PermanentError("no_speech", "The recording contains no recognisable speech")
-        language = str(getattr(got.language_code, "value", got.language_code) or "")
-        duration = float(got.audio_duration) if got.audio_duration else None
-        detected = language if got.language_detection else ""
+        language = str(got.get("language_code") or "")
+        duration = float(got["audio_duration"]) if got.get("audio_duration") else None
+        detected = language if got.get("language_detection") else ""
         return Transcript(
             utterances=utterances,
             language=language,
             duration_seconds=duration,
             detected_language=detected,
         )
+
+
+def _get_transcript(http: httpx.Client, external_id: str) -> dict[str, Any]:
+    """GET /v2/transcript/{id} as plain JSON; a failure raises the SDK's TranscriptError."""
+    response = http.get(f"/v2/transcript/{external_id}")
+    if response.status_code != httpx.codes.OK:
+        try:
+            reason = response.json()["error"]
+        except Exception:
+            reason = response.text
+        raise aai.types.TranscriptError(
+            f"failed to retrieve transcript {external_id}: {reason}", response.status_code
+        )
+    got = response.json()
+    if not isinstance(got, dict):
+        raise aai.types.TranscriptError(f"transcript {external_id} is not a JSON object", None)
+    return got

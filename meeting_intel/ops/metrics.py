@@ -18,8 +18,6 @@ from __future__ import annotations
 import hmac
 import os
 import socket
-from collections.abc import Collection
-from datetime import datetime
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
@@ -132,40 +130,15 @@ def observe_webhook_attempt(status_code: int | None, error: str) -> None:
     WEBHOOK_ATTEMPTS.labels(webhook_outcome(status_code, error or "")).inc()
 
 
-def observe_transition(
-    history: list[tuple[str, str, datetime]],
-    status: str,
-    stage: str,
-    at: datetime,
-    *,
-    terminal: Collection[str],
-) -> None:
-    """Observe what a new job event ends: a stage, and maybe the job's run.
+def observe_stage_end(stage: str, seconds: float, status: str, run_seconds: float | None) -> None:
+    """A job left `stage` after `seconds`; with `run_seconds`, its run ended with `status`.
 
-    `history` is the job's earlier events, newest first, as (status, stage,
-    created_at). A stage ends when the stage changes or the job becomes
-    terminal; a run starts at the first event after the previous terminal one.
-    Events after a terminal one (a restart, a note) end nothing. `terminal`
-    is the job statuses that end a run.
+    The durations come from the job's own timing columns (jobs.state), not
+    from its timeline.
     """
-    if not history or history[0][0] in terminal:
-        return
-    prev_stage = history[0][1]
-    ends_run = status in terminal
-    if stage != prev_stage or ends_run:
-        started = history[0][2]
-        for old_status, old_stage, created in history:
-            if old_stage != prev_stage or old_status in terminal:
-                break
-            started = created
-        STAGE_DURATION.labels(prev_stage).observe(max(0.0, (at - started).total_seconds()))
-    if ends_run:
-        run_start = history[-1][2]
-        for old_status, _, created in history:
-            if old_status in terminal:
-                break
-            run_start = created
-        JOB_DURATION.labels(status).observe(max(0.0, (at - run_start).total_seconds()))
+    STAGE_DURATION.labels(stage).observe(max(0.0, seconds))
+    if run_seconds is not None:
+        JOB_DURATION.labels(status).observe(max(0.0, run_seconds))
 
 
 def multiprocess_registry() -> CollectorRegistry:

@@ -6,8 +6,10 @@ Connected once per process by ``meeting_intel.apps.OpsConfig.ready``:
 - Each task binds ``task_id``, ``task`` and, for job tasks, ``job_id`` with the
   job's stage and attempt (one query) to every line it logs.
 - Each web request on a job's URL binds its ``job_id``.
-- Every ``JobEvent`` (written for every job transition) is logged once committed,
-  moves the log context's stage, and feeds the stage and job duration histograms.
+- Every ``JobEvent`` (written for every job transition) is logged once committed
+  and moves the log context's stage.
+- Every committed end of a stage (``jobs.signals.stage_ended``, timed from the
+  job's columns) feeds the stage and job duration histograms.
 - Every ``WebhookAttempt`` counts towards webhook attempts by outcome.
 - A worker started with ``WORKER_METRICS_PORT`` serves this host's metrics.
 """
@@ -35,15 +37,17 @@ transitions = logging.getLogger("jobs.events")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 _task_tokens: dict[str, Any] = {}
-HISTORY_LIMIT = 200
 
 
 def connect() -> None:
+    from jobs.signals import stage_ended
+
     celery_signals.setup_logging.connect(_keep_django_logging, weak=False)
     celery_signals.task_prerun.connect(_task_started, weak=False)
     celery_signals.task_postrun.connect(_task_finished, weak=False)
     celery_signals.worker_ready.connect(_serve_worker_metrics, weak=False)
     post_save.connect(_job_event_saved, sender="jobs.JobEvent", weak=False)
+    stage_ended.connect(_stage_ended, weak=False)
     post_save.connect(_webhook_attempt_saved, sender="webhooks.WebhookAttempt", weak=False)
 
 
@@ -203,28 +207,24 @@ def _job_event_saved(instance: Any, created: bool = False, raw: bool = False, **
         partial(
             _job_event_committed,
             job_id,
-            instance.pk,
             instance.status,
             instance.stage,
             instance.attempt,
             instance.progress,
             instance.message,
-            instance.created_at,
         )
     )
 
 
 def _job_event_committed(
     job_id: str,
-    event_id: int,
     status: str,
     stage: str,
     attempt: int,
     progress: int,
     message: str,
-    created_at: Any,
 ) -> None:
-    from jobs.models import Job, JobEvent
+    from jobs.models import Job
 
     level = logging.WARNING if status in (Job.Status.FAILED, Job.Status.RETRYING) else logging.INFO
     transitions.log(
@@ -244,15 +244,12 @@ def _job_event_committed(
             "progress": progress,
         },
     )
-    try:
-        history = list(
-            JobEvent.objects.filter(job_id=job_id, id__lt=event_id)
-            .order_by("-id")
-            .values_list("status", "stage", "created_at")[:HISTORY_LIMIT]
-        )
-        metrics.observe_transition(history, status, stage, created_at, terminal=Job.TERMINAL)
-    except Exception:
-        logger.warning("metrics: could not observe the transition of job %s", job_id, exc_info=True)
+
+
+def _stage_ended(
+    stage: str, seconds: float, status: str, run_seconds: float | None, **_: Any
+) -> None:
+    metrics.observe_stage_end(stage, seconds, status, run_seconds)
 
 
 def _webhook_attempt_saved(

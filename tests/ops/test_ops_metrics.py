@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import redis
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.errors import PermanentError, TransientError
-from jobs.models import Job, JobEvent
+from jobs.models import Job
 from jobs.providers.instrumented import MeasuredAnalyzer, MeasuredTranscriber
+from jobs.state import update_job
 from meeting_intel.devserver import EmbeddedRedis
 from meeting_intel.ops import metrics
 from meetings.transcript import Transcript
@@ -100,28 +104,53 @@ def test_it_still_answers_when_the_broker_is_down() -> None:
     assert value(samples, "meeting_intel_scrape_source_up", source="database") == 1
 
 
-def test_job_events_move_stage_and_job_duration_histograms() -> None:
+class Clock:
+    """timezone.now for the state writes, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now() - timedelta(hours=2)
+
+    def at(self, seconds: float) -> None:
+        self.start = getattr(self, "start", self.now)
+        self.now = self.start + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    clock = Clock()
+    with mock.patch("jobs.state.timezone.now", side_effect=lambda: clock.now):
+        yield clock
+
+
+def test_stage_ends_move_stage_and_job_duration_histograms_from_the_job_columns(
+    clock: Clock,
+) -> None:
     before = scrape()
-    job = Job.objects.create()
-    start = timezone.now() - timedelta(seconds=100)
-
-    def event(status: str, stage: str, seconds: float) -> None:
-        JobEvent.objects.create(
-            job=job, status=status, stage=stage, created_at=start + timedelta(seconds=seconds)
-        )
-
-    event("pending", "queued", 0)
-    event("processing", "transcribing", 4)  # queued for 4 s
-    event("processing", "transcribing", 10)
-    event("retrying", "transcribing", 20)
-    event("processing", "analyzing", 34)  # transcribing for 30 s
-    event("completed", "done", 40)  # analyzing for 6 s, the job took 40 s
-    event("completed", "done", 50)  # a note after the end ends nothing
+    clock.at(0)
+    job = Job.objects.create(run_started_at=clock.now, stage_started_at=clock.now)
+    clock.at(4)
+    update_job(job, "Sending", status="processing", stage="transcribing")  # queued for 4 s
+    clock.at(10)
+    update_job(job, "Submitted", progress=15)
+    clock.at(20)
+    update_job(job, "Retrying", status="retrying")
+    clock.at(34)
+    update_job(job, "Transcript saved", status="processing", stage="analyzing")  # 30 s
+    clock.at(40)
+    connection.queries_log.clear()  # a full log (DEBUG) would capture nothing
+    with CaptureQueriesContext(connection) as captured:
+        update_job(job, "Completed", status="completed", stage="done")  # 6 s; the run 40 s
+    completing = [q["sql"] for q in captured.captured_queries]  # a request clears the log
+    clock.at(50)
+    update_job(job, "A note after the end")  # ends nothing
     after = scrape()
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
+    # Timing reads no timeline: the completing write is its UPDATE and its event
+    # (after its commit the broadcast finds the completed job's meeting).
+    assert [q.split()[0] for q in completing if '"jobs_job' in q] == ["UPDATE", "INSERT"]
     assert moved("meeting_intel_stage_duration_seconds_count", stage="queued") == 1
     assert moved("meeting_intel_stage_duration_seconds_sum", stage="queued") == pytest.approx(4)
     assert moved("meeting_intel_stage_duration_seconds_sum", stage="transcribing") == pytest.approx(
@@ -132,27 +161,29 @@ def test_job_events_move_stage_and_job_duration_histograms() -> None:
     assert moved("meeting_intel_job_duration_seconds_sum", status="completed") == pytest.approx(40)
     assert moved("meeting_intel_job_duration_seconds_bucket", status="completed", le="60.0") == 1
     assert moved("meeting_intel_job_duration_seconds_bucket", status="completed", le="30.0") == 0
+    stored = Job.objects.get(id=job.id)
+    assert stored.stage_seconds == {"queued": 4, "transcribing": 30, "analyzing": 6}
 
 
-def test_a_restarted_job_is_timed_from_its_restart() -> None:
+def test_a_restarted_job_is_timed_from_its_restart(clock: Clock) -> None:
     before = scrape()
-    job = Job.objects.create()
-    start = timezone.now() - timedelta(hours=2)
-    for status, stage, seconds in (
-        ("pending", "queued", 0),
-        ("failed", "transcribing", 10),
-        ("pending", "queued", 3600),
-        ("processing", "transcribing", 3601),
-        ("failed", "transcribing", 3603),
-    ):
-        JobEvent.objects.create(
-            job=job, status=status, stage=stage, created_at=start + timedelta(seconds=seconds)
-        )
+    clock.at(0)
+    job = Job.objects.create(run_started_at=clock.now, stage_started_at=clock.now)
+    clock.at(10)
+    update_job(job, "Failed", status="failed", stage="transcribing")
+    clock.at(3600)
+    update_job(job, "Retry requested", status="pending", stage="queued")
+    clock.at(3601)
+    update_job(job, "Sending", status="processing", stage="transcribing")
+    clock.at(3603)
+    update_job(job, "Failed", status="failed")
     after = scrape()
     moved = value(after, "meeting_intel_job_duration_seconds_sum", status="failed") - value(
         before, "meeting_intel_job_duration_seconds_sum", status="failed"
     )
     assert moved == pytest.approx(10 + 3)
+    stored = Job.objects.get(id=job.id)
+    assert stored.stage_seconds == {"queued": 1, "transcribing": 2}
 
 
 class _Transcriber:

@@ -1,0 +1,109 @@
+"""What one state change costs the database (issue 14, "one state change, one round trip").
+
+A step's state write is one conditional UPDATE and one JobEvent; a chunk's
+answer of a long analysis is one UPDATE with no read and no row lock; stage
+timings are columns the migration fills from the timeline.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from jobs.errors import JobLost
+from jobs.models import Job, JobEvent
+from jobs.pipeline.checkpoints import save_chunk_answer
+from jobs.state import update_job
+
+pytestmark = pytest.mark.django_db
+
+HOLDER = "task-1"
+
+
+@pytest.fixture
+def running() -> Job:
+    return Job.objects.create(
+        status=Job.Status.PROCESSING,
+        stage=Job.Stage.ANALYZING,
+        lease_task=HOLDER,
+        lease_expires=timezone.now() + timedelta(minutes=1),
+        analysis_partials={"decisions": {"0": {"decisions": []}}},
+        prompt_tokens=10,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _empty_query_log() -> None:
+    connection.queries_log.clear()  # a full log (DEBUG) would capture nothing
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_a_state_write_is_one_update_and_one_event(running: Job) -> None:
+    with CaptureQueriesContext(connection) as captured:
+        update_job(running, "Summary ready", holder=HOLDER, progress=60)
+    sql = statements(captured)
+    assert len(sql) == 2, sql
+    assert sql[0].startswith("UPDATE") and "jobs_jobevent" in sql[1]
+    assert not any("SAVEPOINT" in s or "FOR UPDATE" in s or s.startswith("SELECT") for s in sql)
+
+
+def test_a_chunk_answer_is_checkpointed_in_one_statement_without_a_lock(running: Job) -> None:
+    with CaptureQueriesContext(connection) as captured:
+        save_chunk_answer(running, HOLDER, "decisions", 1, {"decisions": [{"text": "Ship"}]}, 5, 2)
+        save_chunk_answer(running, HOLDER, "section:risks", 0, {"items": []}, 1, 1)
+    sql = statements(captured)
+    assert len(sql) == 2, sql
+    assert all(s.startswith("UPDATE") and "FOR UPDATE" not in s for s in sql)
+
+    stored = Job.objects.get(id=running.id)
+    expected = {
+        "decisions": {"0": {"decisions": []}, "1": {"decisions": [{"text": "Ship"}]}},
+        "section:risks": {"0": {"items": []}},
+    }
+    assert stored.analysis_partials == running.analysis_partials == expected
+    assert (stored.prompt_tokens, stored.completion_tokens) == (16, 3)
+    assert (running.prompt_tokens, running.completion_tokens) == (16, 3)
+
+
+def test_a_step_that_lost_its_lease_checkpoints_nothing(running: Job) -> None:
+    Job.objects.filter(id=running.id).update(status=Job.Status.CANCELLED)
+    with pytest.raises(JobLost):
+        save_chunk_answer(running, HOLDER, "decisions", 1, {"decisions": []}, 5, 2)
+    with pytest.raises(JobLost):
+        save_chunk_answer(running, "another-task", "decisions", 1, {"decisions": []}, 5, 2)
+    stored = Job.objects.get(id=running.id)
+    assert stored.analysis_partials == {"decisions": {"0": {"decisions": []}}}
+    assert stored.prompt_tokens == 10
+
+
+def test_the_migration_fills_stage_timings_from_the_timeline() -> None:
+    from django.apps import apps
+
+    backfill = importlib.import_module("jobs.migrations.0009_stage_timings").backfill_from_timeline
+    start = timezone.now() - timedelta(hours=2)
+    job = Job.objects.create(created_at=start)
+    for status, stage, seconds in (
+        ("pending", "queued", 0),
+        ("processing", "transcribing", 4),
+        ("failed", "transcribing", 10),
+        ("failed", "transcribing", 20),  # a note after the end
+        ("pending", "queued", 3600),  # a retry: a new run
+        ("processing", "transcribing", 3601),
+        ("processing", "analyzing", 3603),
+    ):
+        JobEvent.objects.create(
+            job=job, status=status, stage=stage, created_at=start + timedelta(seconds=seconds)
+        )
+    backfill(apps, None)
+    job.refresh_from_db()
+    assert job.run_started_at == start + timedelta(seconds=3600)
+    assert job.stage_started_at == start + timedelta(seconds=3603)
+    assert job.stage_seconds == {"queued": 1, "transcribing": 2}
