@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 import numpy as np
 from django.db.models import QuerySet
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.errors import Deferred, PermanentError, TransientError
 from jobs.models import Job
@@ -45,6 +47,11 @@ def call_provider(call: Any) -> Any:
         raise _unavailable(503, "provider_unavailable", exc.message, exc.retry_after or 5) from exc
     except PermanentError as exc:
         raise ApiError(502, exc.code, exc.message) from exc
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # Nothing is sent to a provider whose fleet-wide limits cannot be checked.
+        raise _unavailable(
+            503, "provider_unavailable", "The provider's limits cannot be checked now", 5
+        ) from exc
 
 
 def _unavailable(status: int, code: str, message: str, seconds: float) -> ApiError:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from jobs.models import Job
-from jobs.providers import get_embedder
+from jobs.providers import get_embedder, limits
 from meetings.search import passages
 from tests.support.api_factories import api_for, make_job, make_meeting, new_client
 from tests.support.search import index
@@ -108,6 +108,20 @@ def test_a_provider_outage_answers_503_with_retry_after(cms, openai_answers):
     response = api.post("/api/v1/ask/", {"question": "When is the launch?"}, format="json")
     assert response.status_code == 503 and "Retry-After" in response
     assert response.json()["error"]["code"] == "provider_unavailable"
+
+
+def test_without_redis_nothing_is_sent_and_the_answer_is_503(cms, openai_answers, settings):
+    api, _ = cms
+    sent = len(openai_answers.requests)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # the limits' Redis: nothing listens there
+    limits._client.cache_clear()
+    try:
+        response = api.post("/api/v1/ask/", {"question": "When is the launch?"}, format="json")
+    finally:
+        limits._client.cache_clear()
+    assert response.status_code == 503 and "Retry-After" in response
+    assert "limits cannot be checked" in response.json()["error"]["message"]
+    assert len(openai_answers.requests) == sent
 
 
 @pytest.mark.parametrize(
