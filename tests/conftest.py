@@ -16,6 +16,7 @@ import redis
 import requests
 from django.conf import settings
 
+from jobs import providers
 from jobs.models import ApiClient, Job
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
 from tests.fakes.script import CANNED, DEFAULT_MEETING
@@ -79,6 +80,14 @@ def _reset_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
                 fake.utterances, fake.processing_seconds = list(DEFAULT_MEETING), 0.0
                 fake.ms_per_word = 300
                 fake.detected_language = "en"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_providers() -> Iterator[None]:
+    """Providers are reused per process and remember their server (a server that
+    refused strict schemas stays asked without them): each test starts afresh."""
+    yield
+    providers.forget_built()
 
 
 @pytest.fixture

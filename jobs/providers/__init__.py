@@ -50,6 +50,13 @@ def _reused(kind: str, name: str, build: Callable[[], Any]) -> Any:
         return _built[key]
 
 
+def forget_built() -> None:
+    """Drop the reused providers, and what they learned of their servers (the tests
+    call it after each test, so one test's server never shapes the next's calls)."""
+    with _lock:
+        _built.clear()
+
+
 def get_transcriber(name: str | None = None) -> Transcriber:
     """The configured transcriber, or the one named (the one a job started with)."""
     name = name or settings.TRANSCRIPTION_PROVIDER
