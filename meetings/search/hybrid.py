@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import QuerySet
 
 from ..models import Meeting, Passage
@@ -31,7 +31,8 @@ QueryEmbedder = Callable[[str], tuple[str, np.ndarray]]
 
 RRF_K = 60
 CANDIDATES = 100  # per ranking fused; also the most hits a semantic or hybrid search pages over
-# Runs the semantic half of hybrid searches beside the keyword half; it touches no database.
+# Runs the semantic half of hybrid searches beside the keyword half: the numpy store's
+# ranking touches no database; pgvector's runs on the thread's own connection.
 _SEMANTIC = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-semantic")
 
 
@@ -78,7 +79,8 @@ def fused(
     The semantic half runs in a thread of its own while the keyword search
     waits on the database: the query's embedding and, for the numpy store,
     the matrix product (the store reads what it needs from the database
-    first, ``prepare``, so that thread touches none). The offline model's
+    first, ``prepare``, so that thread touches none), or pgvector's query on
+    a connection of that thread's own. The offline model's
     and the store's BLAS and OpenAI's round trip all let the GIL go, so the
     two halves overlap instead of adding up.
     Only the hits shown get highlights (``keyword.highlighted``), from Python:
@@ -86,10 +88,21 @@ def fused(
     """
     vectors = store()
     prepared = vectors.prepare(scope, filters)
+    # A store that ranks in the database (pgvector) ranks on that thread's own
+    # connection, beside the keyword query on this one; only outside a
+    # transaction, whose uncommitted rows another connection would not see.
+    in_database = prepared is None and not connection.in_atomic_block
 
     def semantic_half() -> tuple[str, np.ndarray, list[tuple[int, float]] | None]:
         model, vector = embed_query(text)
-        return model, vector, prepared.rank(model, vector, k) if prepared else None
+        if prepared is not None:
+            return model, vector, prepared.rank(model, vector, k)
+        if not in_database:
+            return model, vector, None
+        try:
+            return model, vector, vectors.search(scope, filters, model, vector, k)
+        finally:
+            connections.close_all()  # this thread's connection, back to the pool
 
     half = _SEMANTIC.submit(semantic_half)
     try:

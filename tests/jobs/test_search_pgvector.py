@@ -113,6 +113,55 @@ def test_pgvector_keeps_to_the_scope_and_the_speaker():
     ]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_hybrid_ranks_with_pgvector_beside_the_keyword_query_on_its_own_connection():
+    """Outside a transaction the pgvector half of a hybrid search runs in the semantic thread,
+    on a connection of its own that goes back when it is done; the answer is the one
+    the sequential path (inside a transaction) gives."""
+    _needs_pgvector()
+    from django.db import transaction
+
+    from jobs.providers.local.embeddings import LocalEmbedder
+    from meetings.search import hybrid
+
+    client, _ = new_client()
+    meeting = _meeting(client, TOPICS, 40)
+    index(meeting)
+    embedder = LocalEmbedder()
+
+    def embed(text: str):
+        return embedder.name, embedder.embed([text]).vectors[0]
+
+    scope = Meeting.objects.filter(id=meeting.id)
+    threads: list[str] = []
+    search = vectors.PgvectorStore.search
+
+    def spy(self, *args, **kwargs):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return search(self, *args, **kwargs)
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vectors.PgvectorStore, "search", spy)
+        overlapped = hybrid.fused(scope, "travel to Lisbon", Filters(), embed, 20)
+        open_after_one = sessions()
+        for _ in range(5):
+            hybrid.fused(scope, "hiring", Filters(), embed, 20)
+        assert sessions() <= open_after_one  # each search's thread connection went back
+        with transaction.atomic():
+            sequential = hybrid.fused(scope, "travel to Lisbon", Filters(), embed, 20)
+    assert threads[0].startswith("search-semantic") and threads[-1] == "MainThread"
+    assert overlapped and [h.passage_id for h in overlapped] == [h.passage_id for h in sequential]
+
+
 @pytest.mark.django_db
 def test_the_store_is_numpy_without_the_extension():
     if _pgvector_column():
@@ -170,7 +219,8 @@ def test_pgvector_store_on_a_bundled_server(bundled_pgvector):
         + ["tests/jobs/test_search_pgvector.py", "tests/jobs/test_search_isolation.py"]
         + [
             "-k",
-            "pgvector_and or pgvector_keeps or every_mode and not keyword or never_cites or speaker_filter",
+            "pgvector_and or pgvector_keeps or beside_the_keyword"
+            " or every_mode and not keyword or never_cites or speaker_filter",
         ],
         cwd=ROOT,
         env=env,
