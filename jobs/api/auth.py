@@ -21,6 +21,7 @@ from rest_framework import authentication, exceptions, throttling
 from rest_framework.request import Request
 
 from jobs.models import ApiClient
+from meeting_intel.lib.coalesce import Coalescer
 
 logger = logging.getLogger(__name__)
 
@@ -67,20 +68,30 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 # A sliding window of request times per client, on Redis's clock (the same
-# for every web process), checked and updated in one atomic round trip.
-# Returns 0 when the request is allowed, else the milliseconds until it would be.
+# for every web process), checked and updated in one atomic round trip for
+# ARGV[3] requests of the client at once (one, or those of one loop turn of
+# the on-loop read; ARGV[4..] are their ids). Returns each request's answer,
+# in order: 0 when allowed, else the milliseconds until it would be.
 _THROTTLE_SCRIPT = """
 local key, limit, window_ms = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_ms)
-if redis.call('ZCARD', key) < limit then
-  redis.call('ZADD', key, now, now .. ':' .. ARGV[3])
-  redis.call('PEXPIRE', key, window_ms)
-  return 0
+local count = redis.call('ZCARD', key)
+local waits, added = {}, false
+for i = 1, tonumber(ARGV[3]) do
+  if count < limit then
+    redis.call('ZADD', key, now, now .. ':' .. ARGV[3 + i])
+    count, added, waits[i] = count + 1, true, 0
+  else
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    waits[i] = math.max(1, tonumber(oldest[2]) + window_ms - now)
+  end
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window_ms - now)
+if added then
+  redis.call('PEXPIRE', key, window_ms)
+end
+return waits
 """
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # After Redis fails, requests skip the throttle this long instead of each
@@ -151,13 +162,14 @@ class ClientRateThrottle(throttling.BaseThrottle):
         return self._wait_ms / 1000 if self._wait_ms else None
 
 
-def _throttle_call(client: ApiClient) -> dict[str, list[Any]]:
-    """The script's keys and arguments for one request of `client`."""
+def _throttle_call(key_hash: str, requests: int = 1) -> dict[str, list[Any]]:
+    """The script's keys and arguments for `requests` requests of the client of `key_hash`."""
     count, _, period = settings.API_THROTTLE_RATE.partition("/")
     # The key's hash, not the row id: ids can be reused (SQLite, test
     # databases) while Redis keeps the old client's history.
-    key = f"meeting-intel:throttle:{client.key_hash[:32]}"
-    return {"keys": [key], "args": [int(count), _PERIODS[period[0]] * 1000, uuid.uuid4().hex]}
+    key = f"meeting-intel:throttle:{key_hash[:32]}"
+    ids = [uuid.uuid4().hex for _ in range(requests)]
+    return {"keys": [key], "args": [int(count), _PERIODS[period[0]] * 1000, requests, *ids]}
 
 
 def throttle_wait_ms(client: ApiClient) -> int:
@@ -168,7 +180,7 @@ def throttle_wait_ms(client: ApiClient) -> int:
     if _Outage.active():
         return 0
     try:
-        wait_ms = int(_script(settings.REDIS_URL)(**_throttle_call(client)))
+        wait_ms = int(_script(settings.REDIS_URL)(**_throttle_call(client.key_hash))[0])
     except redis.RedisError:
         _Outage.failed()
         return 0
@@ -193,16 +205,31 @@ def _async_script(url: str) -> Any:
 
 
 async def athrottle_wait_ms(client: ApiClient) -> int:
-    """throttle_wait_ms on the event loop (redis.asyncio): the same script, window and fail-open."""
+    """throttle_wait_ms on the event loop (redis.asyncio): the same script, window and
+    fail-open; the requests of one loop turn are counted in one call per client."""
     if _Outage.active():
         return 0
+    return await _athrottle.get(client.key_hash) or 0
+
+
+async def _athrottle_batch(requests: dict[str, int]) -> dict[str, list[int]]:
+    """The requests of one loop turn, by client key hash: one script call per client, all at once."""
+    hashes = list(requests)
+    waits = await asyncio.gather(*(_athrottle_client(h, requests[h]) for h in hashes))
+    return dict(zip(hashes, waits, strict=True))
+
+
+async def _athrottle_client(key_hash: str, requests: int) -> list[int]:
     try:
-        wait_ms = int(await _async_script(settings.REDIS_URL)(**_throttle_call(client)))
+        answer = await _async_script(settings.REDIS_URL)(**_throttle_call(key_hash, requests))
     except redis.RedisError:
         _Outage.failed()
-        return 0
+        return [0] * requests
     _Outage.recovered()
-    return wait_ms
+    return [int(wait) for wait in answer]
+
+
+_athrottle: Coalescer[str, int] = Coalescer(_athrottle_batch)
 
 
 async def close_async_clients() -> None:

@@ -14,7 +14,11 @@ handler's on-loop lane (meeting_intel/http/async_middleware.py, for views
 with `serves_on_loop`) skips Django's per-request thread, the throttle's one
 round trip goes through redis.asyncio (the same script and fail-open), and
 the query through the async read pool (meeting_intel/lib/async_db.py); only
-a key lookup, once per key per API_KEY_CACHE_SECONDS, takes a thread. On
+a key lookup, once per key per API_KEY_CACHE_SECONDS, takes a thread. The
+reads a process takes in one turn of its event loop share one query and count
+in one throttle call per client (meeting_intel/lib/coalesce.py), and the polls
+of an unchanged job within one second share its rendered body (`_Rendered`).
+On
 SQLite, with DATABASE_READ_POOL_MAX_SIZE=0, and under Django's test client,
 the database work, the throttle and a key lookup happen in one hop to
 Django's database thread instead.
@@ -34,6 +38,8 @@ from typing import Any
 from uuid import UUID
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
+from django.core import signing
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse
@@ -48,6 +54,7 @@ from jobs.tokens import make_viewer_token, results_url, status_url
 from jobs.usage import job_usage
 from meeting_intel.http.errors import error_body
 from meeting_intel.lib import async_db
+from meeting_intel.lib.coalesce import Coalescer
 
 # The columns JobSerializer reads: its model fields, and what `template`, `error`,
 # `usage` and the viewer links are computed from. Tests prove that reading one
@@ -83,13 +90,20 @@ class _Query:
         columns = [f"{quote(job_table)}.{quote(f.column)}" for f in self.fields]
         meeting_pk = meeting.pk
         job_fk = meeting.get_field("job")
-        self.sql = (
-            f"SELECT {', '.join(columns)}, {quote(meeting_table)}.{quote(meeting_pk.column)} "
+        job_id = f"{quote(job_table)}.{quote('id')}"
+        client_id = f"{quote(job_table)}.{quote(Job._meta.get_field('client').column)}"
+        select = f"SELECT {', '.join(columns)}, {quote(meeting_table)}.{quote(meeting_pk.column)}"
+        joined = (
             f"FROM {quote(job_table)} LEFT OUTER JOIN {quote(meeting_table)} "
-            f"ON {quote(meeting_table)}.{quote(job_fk.column)} = {quote(job_table)}.{quote('id')} "
-            f"WHERE {quote(job_table)}.{quote('id')} = %s "
-            f"AND {quote(job_table)}.{quote(Job._meta.get_field('client').column)} = %s"
+            f"ON {quote(meeting_table)}.{quote(job_fk.column)} = {job_id}"
         )
+        self.sql = f"{select} {joined} WHERE {job_id} = %s AND {client_id} = %s"
+        # The jobs of one loop turn's reads (PostgreSQL: arrays of ids and of clients);
+        # each row also says its client, so a read takes only its own client's job.
+        self.batch_sql = (
+            f"{select}, {client_id} {joined} WHERE {job_id} = ANY(%s) AND {client_id} = ANY(%s)"
+        )
+        self.id_index = self.attnames.index("id")
         self.converters: list[tuple[int, Any, list[Callable[..., Any]]]] = []
         for index, field in enumerate([*self.fields, meeting_pk]):
             expression = field.get_col(field.model._meta.db_table)
@@ -102,18 +116,14 @@ class _Query:
     def params(self, pk: UUID, client_id: int, db: BaseDatabaseWrapper) -> list[Any]:
         return [Job._meta.pk.get_db_prep_value(pk, db), client_id]
 
-    def row(self, pk: UUID, client_id: int) -> tuple[Job, UUID | None] | None:
+    def row(self, pk: UUID, client_id: int) -> tuple[Any, ...] | None:
         db = connections[DEFAULT_DB_ALIAS]
         with db.cursor() as cursor:
             cursor.execute(self.sql, self.params(pk, client_id, db))
-            return self.job(cursor.fetchone(), db)
+            return cursor.fetchone()
 
-    def job(
-        self, found: tuple[Any, ...] | None, db: BaseDatabaseWrapper
-    ) -> tuple[Job, UUID | None] | None:
-        """The job and its meeting's id from a fetched row (None: no row)."""
-        if found is None:
-            return None
+    def job(self, found: tuple[Any, ...], db: BaseDatabaseWrapper) -> tuple[Job, UUID | None]:
+        """The job and its meeting's id from a fetched row."""
         values = list(found)
         for index, expression, converters in self.converters:
             for convert in converters:
@@ -162,7 +172,11 @@ def job_body(job: Job, meeting_id: UUID | None) -> dict[str, Any]:
 
 
 def _json(status: int, data: dict[str, Any], **headers: str) -> HttpResponse:
-    response = HttpResponse(_renderer.render(data), status=status, content_type="application/json")
+    return _body(status, _renderer.render(data), **headers)
+
+
+def _body(status: int, body: bytes, **headers: str) -> HttpResponse:
+    response = HttpResponse(body, status=status, content_type="application/json")
     response["Allow"] = _ALLOW
     for name, value in headers.items():
         response[name] = value
@@ -177,10 +191,59 @@ def _throttled(wait_ms: int) -> HttpResponse:
     return _json(429, body, **{"Retry-After": str(wait)})
 
 
-def _found(found: tuple[Job, UUID | None] | None) -> HttpResponse:
-    if found is None:
+class _Rendered:
+    """The 200 bodies rendered in the current second, by fetched row.
+
+    A body is a function of the row, the settings and the second its viewer
+    token is stamped with (TimestampSigner signs whole seconds), so the polls
+    of an unchanged job within one second get the same bytes: the first one
+    renders them, the others reuse them. A changed row is another key, so a
+    state change shows at once. Cleared when the second turns (or a setting
+    changes, in tests); at most MAX_ENTRIES rows a second are remembered.
+    """
+
+    MAX_ENTRIES = 1024
+    second = -1
+    bodies: dict[tuple[Any, ...], bytes] = {}
+
+    @classmethod
+    def body(cls, query: _Query, row: tuple[Any, ...], db: BaseDatabaseWrapper) -> bytes:
+        second = _signing_second()
+        if second != cls.second:
+            cls.bodies, cls.second = {}, second
+        try:
+            return cls.bodies[row]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: rendered every time
+            return _render(query, row, db)
+        body = _render(query, row, db)
+        # Only if the token was stamped in the second the key says.
+        if _signing_second() == second and len(cls.bodies) < cls.MAX_ENTRIES:
+            cls.bodies[row] = body
+        return body
+
+    @classmethod
+    def forget(cls, **_: object) -> None:
+        cls.bodies, cls.second = {}, -1
+
+
+def _render(query: _Query, row: tuple[Any, ...], db: BaseDatabaseWrapper) -> bytes:
+    return _renderer.render(job_body(*query.job(row, db)))
+
+
+def _signing_second() -> int:
+    """The second a viewer token signed now is stamped with (django.core.signing's clock)."""
+    return int(signing.time.time())
+
+
+setting_changed.connect(_Rendered.forget, weak=False)
+
+
+def _found(query: _Query, row: tuple[Any, ...] | None, db: BaseDatabaseWrapper) -> HttpResponse:
+    if row is None:
         return _json(404, error_body("not_found", str(exceptions.NotFound.default_detail)))
-    return _json(200, job_body(*found))
+    return _body(200, _Rendered.body(query, row, db))
 
 
 def _answer(key: str, pk: UUID) -> HttpResponse | None:
@@ -191,28 +254,46 @@ def _answer(key: str, pk: UUID) -> HttpResponse | None:
     wait_ms = throttle_wait_ms(client)
     if wait_ms:
         return _throttled(wait_ms)
-    return _found(_query(connection.vendor).row(pk, client.pk))
+    query = _query(connection.vendor)
+    return _found(query, query.row(pk, client.pk), connections[DEFAULT_DB_ALIAS])
 
 
 async def _answer_on_loop(key: str, pk: UUID) -> HttpResponse | None:
     """_answer without leaving the event loop: the remembered key, the throttle on
     redis.asyncio, the query on the async read pool (a key lookup, once per key
-    per API_KEY_CACHE_SECONDS, still takes Django's thread)."""
+    per API_KEY_CACHE_SECONDS, still takes Django's thread). The reads of one loop
+    turn share one query and their throttle counts one script call per client
+    (meeting_intel/lib/coalesce.py)."""
     client = await aactive_client_cached(key)
     if client is None:
         return None
-    db = connections[DEFAULT_DB_ALIAS]  # its converters and features only: no I/O
-    query = _query(db.vendor)
     # The throttle's round trip and the query's at once, so a request waits for one
     # (on a busy machine each round trip also waits for the other server to be
     # scheduled). A refused request's primary-key read goes unused.
-    wait_ms, found = await asyncio.gather(
-        athrottle_wait_ms(client),
-        async_db.fetchone(query.sql, query.params(pk, client.pk, db)),
-    )
+    wait_ms, found = await asyncio.gather(athrottle_wait_ms(client), _reads.get((pk, client.pk)))
     if wait_ms:
         return _throttled(wait_ms)
-    return _found(query.job(found, db))
+    db = connections[DEFAULT_DB_ALIAS]  # its converters and features only: no I/O
+    return _found(_query(db.vendor), found, db)
+
+
+async def _read_batch(
+    reads: dict[tuple[UUID, int], int],
+) -> dict[tuple[UUID, int], list[tuple[Any, ...] | None]]:
+    """The rows of one loop turn's reads, by (job id, client id), in one query."""
+    db = connections[DEFAULT_DB_ALIAS]  # its converters and features only: no I/O
+    query = _query(db.vendor)
+    ids = list({Job._meta.pk.get_db_prep_value(pk, db) for pk, _ in reads})
+    clients = list({client_id for _, client_id in reads})
+    rows = await async_db.fetchall(query.batch_sql, [ids, clients])
+    found = {(row[query.id_index], row[-1]): row[:-1] for row in rows}
+    return {
+        (pk, client_id): [found.get((Job._meta.pk.get_db_prep_value(pk, db), client_id))] * asks
+        for (pk, client_id), asks in reads.items()
+    }
+
+
+_reads: Coalescer[tuple[UUID, int], tuple[Any, ...] | None] = Coalescer(_read_batch)
 
 
 def _on_loop(request: HttpRequest) -> bool:
@@ -227,10 +308,13 @@ def _on_loop(request: HttpRequest) -> bool:
 
 def _bearer_key(request: HttpRequest) -> str | None:
     """The key of a plain JSON GET with a well-formed Bearer header, else None."""
-    if request.method != "GET" or request.headers.get("Accept", "").strip() not in _ACCEPTED:
+    meta = request.META  # request.headers would build a map of every header
+    if request.method != "GET" or meta.get("HTTP_ACCEPT", "").strip() not in _ACCEPTED:
         return None
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip() or "format" in request.GET:
+    scheme, _, key = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    if meta.get("QUERY_STRING") and "format" in request.GET:
         return None
     return key
 

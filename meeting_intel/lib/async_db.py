@@ -2,10 +2,10 @@
 
 Django's ORM is sync-only: under ASGI each query costs a hop to Django's one
 database thread, and the requests of a process queue for it. The hot read of
-`GET /api/v1/jobs/{id}/` (jobs/api/job_read.py) runs its one query here
-instead, on psycopg's AsyncConnectionPool, opened on the default database's own
-connection parameters (Django's adapters, so values load as the ORM's do; its
-time zone; autocommit, so no transaction is left open). It holds at most
+`GET /api/v1/jobs/{id}/` (jobs/api/job_read.py) runs its query here instead
+(one for the reads of a loop turn), on psycopg's AsyncConnectionPool, opened
+on the default database's own connection parameters (Django's adapters, so
+values load as the ORM's do; its time zone; autocommit, so no transaction is left open). It holds at most
 DATABASE_READ_POOL_MAX_SIZE connections per web process, beside Django's pool
 (README "Sizing"); 0 turns it off and the read goes back to Django's thread.
 
@@ -92,12 +92,25 @@ async def _pool() -> AsyncConnectionPool:
 
 async def fetchone(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     """The first row of `sql` (Django's %s placeholders) with `params`, or None."""
+    rows = await _fetch(sql, params, all_rows=False)
+    return rows[0] if rows else None
+
+
+async def fetchall(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Every row of `sql` (Django's %s placeholders) with `params`."""
+    return await _fetch(sql, params, all_rows=True)
+
+
+async def _fetch(sql: str, params: Sequence[Any], all_rows: bool) -> list[tuple[Any, ...]]:
     pool = await _pool()
     for attempt in (1, 2):
         try:
             async with pool.connection() as conn:
                 cursor = await conn.execute(sql, params)
-                return await cursor.fetchone()
+                if all_rows:
+                    return await cursor.fetchall()
+                row = await cursor.fetchone()
+                return [] if row is None else [row]
         except PoolTimeout:
             raise
         except OperationalError:

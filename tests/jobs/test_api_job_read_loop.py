@@ -279,3 +279,76 @@ def test_the_api_chain_answers_other_endpoints_as_the_full_chain_does(server, mo
         assert fast[0] == response.status_code, path
         assert fast[1] == {k.lower(): v for k, v in response.headers.items()}, path
         assert fast[2] == response.content, path
+
+
+def test_the_reads_of_one_loop_turn_share_one_query_and_one_throttle_call_per_client(
+    server, monkeypatch
+):
+    mine, my_key = new_client()
+    theirs, their_key = new_client()
+    my_job, their_job = make_job(mine, title="Mine"), make_job(theirs, title="Theirs")
+    asks = [(my_key, my_job)] * 8 + [(their_key, their_job)] * 4 + [(my_key, their_job)] * 3
+    for key, job in asks[:1] + asks[8:9]:  # both keys remembered; the script loaded
+        assert server.get(f"/api/v1/jobs/{job.id}/", key)[0] == 200
+    queries: list[str] = []
+    real_fetchall = async_db.fetchall
+
+    async def counting_fetchall(sql, params):
+        queries.append(sql)
+        return await real_fetchall(sql, params)
+
+    calls: list[int] = []
+    real_client = auth._athrottle_client
+
+    async def counting_client(key_hash, requests):
+        calls.append(requests)
+        return await real_client(key_hash, requests)
+
+    monkeypatch.setattr(async_db, "fetchall", counting_fetchall)
+    monkeypatch.setattr(auth, "_athrottle_client", counting_client)
+
+    async def at_once():
+        return await asyncio.gather(
+            *(
+                server._get(f"/api/v1/jobs/{job.id}/", {"Authorization": f"Bearer {key}"})
+                for key, job in asks
+            )
+        )
+
+    answers = server.run(at_once())
+    assert len(queries) == 1 and sorted(calls) == [4, 11]
+    for (key, job), (status, _, body) in zip(asks, answers, strict=True):
+        if job.client_id == (mine.id if key == my_key else theirs.id):
+            assert status == 200 and f'"id":"{job.id}"'.encode() in body
+        else:  # another client's job, asked in the same query: still their 404
+            assert status == 404 and b'"not_found"' in body
+    # Each answer is the one a read of its own gets.
+    alone = server.get(f"/api/v1/jobs/{my_job.id}/", my_key)
+    assert answers[0] == alone
+
+
+def test_reads_of_one_loop_turn_get_exactly_the_rate(server, settings):
+    settings.API_THROTTLE_RATE = "5/hour"
+    client, key = new_client()
+    job = make_job(client)
+    assert server.get(f"/api/v1/jobs/{job.id}/", key)[0] == 200  # the key remembered
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def at_once():
+        return await asyncio.gather(
+            *(server._get(f"/api/v1/jobs/{job.id}/", dict(headers)) for _ in range(10))
+        )
+
+    statuses = [status for status, _, _ in server.run(at_once())]
+    assert statuses.count(200) == 4 and statuses.count(429) == 6
+
+
+def test_a_state_change_shows_at_once_within_the_same_second(server):
+    """Bodies are reused within a second for an unchanged row only."""
+    client, key = new_client()
+    job = make_job(client, title="Before")
+    path = f"/api/v1/jobs/{job.id}/"
+    assert b'"Before"' in server.get(path, key)[2]
+    job.__class__.objects.filter(id=job.id).update(title="After", progress=40)
+    answer = server.get(path, key)
+    assert b'"After"' in answer[2] and b'"progress":40' in answer[2]
