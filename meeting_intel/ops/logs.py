@@ -105,13 +105,24 @@ def job_context(**fields: Any) -> Iterator[None]:
 
 # --- Redaction -----------------------------------------------------------------
 
+# Each pattern with the text that any match of it contains (lower case): a
+# line without it is not searched (most lines hold none, and every line is
+# redacted twice).
 _PATTERNS = [
-    (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 [redacted]"),
-    (re.compile(r"\bmip_[A-Za-z0-9_-]{6,}"), "mip_[redacted]"),
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{6,}"), "whsec_[redacted]"),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), "sk-[redacted]"),
+    (
+        re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
+        r"\1 [redacted]",
+        ("bearer", "basic"),
+    ),
+    (re.compile(r"\bmip_[A-Za-z0-9_-]{6,}"), "mip_[redacted]", ("mip_",)),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{6,}"), "whsec_[redacted]", ("whsec_",)),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), "sk-[redacted]", ("sk-",)),
     # user:password@ in URLs (database, Redis)
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1[redacted]@"),
+    (
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"),
+        r"\1[redacted]@",
+        ("://",),
+    ),
 ]
 MIN_SECRET_LENGTH = 6
 SECRET_SETTINGS = ("SECRET_KEY", "ASSEMBLYAI_API_KEY", "OPENAI_API_KEY", "METRICS_BEARER_TOKEN")
@@ -145,8 +156,11 @@ def redact(text: str, extra: tuple[str, ...] = ()) -> str:
     for value in (*extra, *_settings_secrets()):
         if value and len(value) >= MIN_SECRET_LENGTH and value in text:
             text = text.replace(value, "[redacted]")
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for pattern, replacement, needles in _PATTERNS:
+        if any(needle in lowered for needle in needles):
+            text = pattern.sub(replacement, text)
+            lowered = text.lower()
     return text
 
 
