@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -71,13 +71,22 @@ class Coalescer(Generic[K, V]):
             raise
         except Exception as exc:
             for futures in batch.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-                        future.exception()  # retrieved here: a caller may have gone
+                _fail(futures, exc)
             return
         for key, futures in batch.items():
-            answers = found.get(key) or [None] * len(futures)
+            answers = found.get(key, [None] * len(futures))
+            if len(answers) != len(futures):  # a wrong `run` leaves no caller waiting
+                _fail(
+                    futures, ValueError(f"{len(answers)} answers to {len(futures)} asks of {key!r}")
+                )
+                continue
             for future, answer in zip(futures, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
+
+
+def _fail(futures: list[asyncio.Future[Any]], error: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
+            future.exception()  # retrieved here: a caller may have gone

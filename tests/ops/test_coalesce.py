@@ -65,3 +65,16 @@ def test_a_caller_that_goes_away_leaves_the_others_their_answer():
         return await staying
 
     assert asyncio.run(main()) == 7
+
+
+def test_a_wrong_count_of_answers_fails_its_callers_instead_of_leaving_them_waiting():
+    async def run(asks: dict[str, int]) -> dict[str, list[int]]:
+        return {key: [1] for key in asks}  # one answer, whatever was asked
+
+    async def main():
+        batcher: Coalescer[str, int] = Coalescer(run)
+        return await asyncio.wait_for(
+            asyncio.gather(batcher.get("a"), batcher.get("a"), return_exceptions=True), 5
+        )
+
+    assert [type(e) for e in asyncio.run(main())] == [ValueError, ValueError]
