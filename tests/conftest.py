@@ -21,7 +21,11 @@ from jobs.models import ApiClient, Job
 from tests.fakes import FakeAssemblyAI, FakeOpenAI
 from tests.fakes.script import CANNED, DEFAULT_MEETING
 from tests.support import netguard
-from tests.support.broker import private_broker  # noqa: F401 (a fixture for every test)
+from tests.support.broker import (  # noqa: F401 (fixtures for every test)
+    _sink_broker,
+    private_broker,
+    unconsumed_broker,
+)
 from tests.support.platform import (
     Process,
     Workers,

@@ -1,5 +1,15 @@
-"""A broker of the test's own: a throwaway Redis server no worker consumes, so
-what the code under test enqueues stays in its lists for the test to read."""
+"""Brokers no worker consumes.
+
+`private_broker`: a throwaway Redis server of the test's own, so what the code
+under test enqueues stays in its lists for the test to read.
+
+`unconsumed_broker` (autouse): every test that runs no platform processes
+sends its tasks to a Redis server of its own that nothing consumes, emptied
+after each test. Otherwise a task queued by an in-process test (a retry, an
+enqueue on commit) would reach the shared broker, where the worker of a
+session's `platform` started by an earlier test on the same pytest process
+takes it and runs that test's job beside it.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +29,29 @@ def use_broker(url: str) -> None:
     celery_app.conf.broker_url = url
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def _sink_broker() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(autouse=True)
+def unconsumed_broker(request: pytest.FixtureRequest) -> Iterator[None]:
+    uses_workers = request.node.get_closest_marker("e2e") or "platform" in request.fixturenames
+    if uses_workers or "private_broker" in request.fixturenames:
+        yield
+        return
+    sink: RedisServer = request.getfixturevalue("_sink_broker")
+    shipped = celery_app.conf.broker_url
+    use_broker(sink.url)
+    try:
+        yield
+    finally:
+        use_broker(shipped)
+        redis.Redis.from_url(sink.url).flushdb()
 
 
 @pytest.fixture
