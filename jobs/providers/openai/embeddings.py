@@ -11,6 +11,8 @@ call returns. Errors are translated like the chat's.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import openai
 from django.conf import settings
@@ -36,20 +38,38 @@ class OpenAIEmbedder:
         for start in range(0, len(texts), BATCH):
             batch = [t if t.strip() else " " for t in texts[start : start + BATCH]]
             try:
-                response = self._client.embeddings.create(
+                raw = self._client.embeddings.with_raw_response.create(
                     model=self.model, input=batch, encoding_format="float"
                 )
             except openai.APIError as exc:
                 raise translate(exc, "embedding_rejected") from exc
-            data = sorted(response.data, key=lambda d: d.index)
+            data, used = _parsed(raw.http_response.content)
             if len(data) != len(batch):
                 raise TransientError(
                     "provider_unavailable",
                     f"OpenAI returned {len(data)} embeddings for {len(batch)} inputs",
                 )
-            rows.extend(d.embedding for d in data)
-            if response.usage:
-                tokens += response.usage.prompt_tokens
+            rows.extend(data)
+            tokens += used
         vectors = np.array(rows, dtype=np.float32).reshape(len(rows), -1)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return Embedded(vectors / np.maximum(norms, 1e-12), tokens)
+
+
+def _parsed(content: bytes) -> tuple[list[list[float]], int]:
+    """The vectors (in input order) and prompt tokens of one answer, from its JSON.
+
+    Read from the JSON rather than the SDK's models: the SDK builds a typed
+    value for every float (1,536 per input), which cost more CPU than the rest
+    of a job's orchestration. A body of any other shape is the provider's fault.
+    """
+    try:
+        body = json.loads(content)
+        data = sorted(body["data"], key=lambda d: d["index"])
+        vectors = [d["embedding"] for d in data]
+        usage = body.get("usage") or {}
+        return vectors, int(usage.get("prompt_tokens") or 0)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise TransientError(
+            "provider_unavailable", f"OpenAI returned a malformed embeddings answer: {exc}"
+        ) from exc
