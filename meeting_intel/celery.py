@@ -42,3 +42,11 @@ def _drop_broken_connections(**_: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.worker_init.connect
+def _preload_providers(**_: object) -> None:
+    """Import the configured providers' SDKs before the pool starts (jobs.providers.preload)."""
+    from jobs.providers import preload
+
+    preload()

@@ -13,6 +13,7 @@ builds a new one.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ _BUILT_FROM = (
     "PROVIDER_TIMEOUT_SECONDS",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
+    "OPENAI_EMBEDDING_MODEL",
     "OPENAI_TIMEOUT_SECONDS",
     "OPENAI_TRANSCRIPTION_MODEL",
     "OPENAI_TRANSCRIPTION_TIMEOUT_SECONDS",
@@ -105,10 +107,35 @@ def get_answerer() -> Answerer:
 
 
 def get_embedder() -> Embedder:
-    if pricing.embedding_provider(settings.ANALYSIS_PROVIDER) == "openai":
+    name = pricing.embedding_provider(settings.ANALYSIS_PROVIDER)
+    return _reused("embedder", name, lambda: _embedder(name))
+
+
+def _embedder(name: str) -> Embedder:
+    if name == "openai":
         from jobs.providers.openai.embeddings import OpenAIEmbedder
 
         return OpenAIEmbedder()
     from jobs.providers.local.embeddings import LocalEmbedder
 
     return LocalEmbedder()
+
+
+def preload() -> None:
+    """Import the configured providers' modules and SDKs now (nothing is built).
+
+    A worker calls it once in its main process before it starts its pool, so
+    prefork children inherit the imports instead of each paying for them in
+    its first task (the SDKs take about a second of CPU to import). The
+    local models are left to load where they are used.
+    """
+    modules = {
+        "assemblyai": ["jobs.providers.assemblyai"],
+        "openai": ["jobs.providers.openai.audio"],
+    }.get(settings.TRANSCRIPTION_PROVIDER, [])
+    if settings.ANALYSIS_PROVIDER == "openai":
+        modules.append("jobs.providers.openai.chat")
+    if pricing.embedding_provider(settings.ANALYSIS_PROVIDER) == "openai":
+        modules.append("jobs.providers.openai.embeddings")
+    for module in modules:
+        importlib.import_module(module)
