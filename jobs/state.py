@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connections, transaction
+from django.db.models import F, Q, QuerySet
+from django.db.models.signals import post_save
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from jobs.broadcast import broadcast_job, broadcast_status, status_event
@@ -58,6 +60,54 @@ def record_event(job: Job, message: str) -> None:
     )
 
 
+_EVENT_FIELDS = ("status", "stage", "progress", "attempts")
+
+
+def write_with_event(rows: QuerySet[Job], fields: dict[str, Any], event: JobEvent) -> int:
+    """UPDATE `rows` (one job) with `fields` and, if it matched, INSERT `event`: one statement.
+
+    Returns the rows updated. On PostgreSQL the UPDATE is a data-modifying
+    CTE and the event is inserted from its RETURNING, so a state change is
+    one round trip, and a write that matches nothing (a lost lease) records
+    nothing. The event's `post_save` is sent as if it had been saved (the ops
+    wiring logs transitions on it). Elsewhere, or when a field of the event
+    comes from an SQL expression, it is the UPDATE and then the INSERT.
+    """
+    connection = connections[rows.db]
+    if connection.vendor != "postgresql" or any(
+        hasattr(fields.get(name), "resolve_expression") for name in _EVENT_FIELDS
+    ):
+        with transaction.atomic(using=rows.db, savepoint=False):
+            updated = rows.update(**fields)
+            if updated == 1:
+                event.save(using=rows.db)
+        return updated
+    query = rows.query.chain(UpdateQuery)
+    query.add_update_values(fields)
+    update_sql, update_params = query.get_compiler(rows.db).as_sql()
+    table, pk = connection.ops.quote_name(Job._meta.db_table), Job._meta.pk.column
+    columns = ("job_id", "created_at", "status", "stage", "progress", "attempt", "message")
+    values = [getattr(event, name) for name in columns[1:]]
+    sql = (
+        f'WITH "updated" AS ({update_sql} RETURNING {table}."{pk}") '
+        f"INSERT INTO {connection.ops.quote_name(JobEvent._meta.db_table)} "
+        f"({', '.join(columns)}) "
+        f'SELECT "updated"."{pk}", {", ".join(["%s"] * len(values))} FROM "updated" '
+        'RETURNING "id"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*update_params, *values))
+        row = cursor.fetchone()
+    if row is None:
+        return 0
+    event.id = row[0]
+    event._state.adding, event._state.db = False, rows.db
+    post_save.send(
+        sender=JobEvent, instance=event, created=True, update_fields=None, raw=False, using=rows.db
+    )
+    return 1
+
+
 def broadcast_after_commit(job_id: object) -> None:
     transaction.on_commit(lambda: broadcast_job(job_id))
 
@@ -93,12 +143,19 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
         for name, value in fields.items():
             setattr(final, name, value)
         fields["usage"] = live_usage(final)
-    with transaction.atomic(savepoint=False):
-        if rows.update(**fields) != 1 and holder is not None:
-            raise JobLost(str(job.id))
-        for name, value in fields.items():
-            setattr(job, name, value)
-        record_event(job, message or f"{job.status}/{job.stage}")
+    after = {name: fields.get(name, getattr(job, name)) for name in _EVENT_FIELDS}
+    event = JobEvent(
+        job=job,
+        status=after["status"],
+        stage=after["stage"],
+        progress=after["progress"],
+        attempt=after["attempts"],
+        message=(message or f"{after['status']}/{after['stage']}")[:500],
+    )
+    if write_with_event(rows, fields, event) != 1 and holder is not None:
+        raise JobLost(str(job.id))
+    for name, value in fields.items():
+        setattr(job, name, value)
     broadcast_row_after_commit(job)
     if ended is not None:
         transaction.on_commit(lambda: stage_ended.send_robust(sender=Job, job_id=job.id, **ended))
@@ -197,7 +254,21 @@ def claim(job: Job, holder: str) -> Job | None:
         fields["message"] = f"Attempt {fields['attempts']} started"
     if redelivered:
         fields["redeliveries"] = F("redeliveries") + 1
-    updated = Job.objects.filter(id=job.id, status__in=Job.ACTIVE).filter(free).update(**fields)
+    rows = Job.objects.filter(id=job.id, status__in=Job.ACTIVE).filter(free)
+    # A run that starts records its first timeline line in the claim's statement.
+    recorded = starting and not redelivered
+    if recorded:
+        event = JobEvent(
+            job=job,
+            status=Status.PROCESSING,
+            stage=job.stage,
+            progress=job.progress,
+            attempt=fields["attempts"],
+            message=fields["message"],
+        )
+        updated = write_with_event(rows, fields, event)
+    else:
+        updated = rows.update(**fields)
     if updated != 1:
         return None
     fields["redeliveries"] = job.redeliveries + (1 if redelivered else 0)
@@ -212,7 +283,8 @@ def claim(job: Job, holder: str) -> Job | None:
         )
         return None
     if starting:
-        record_event(job, job.message)
+        if not recorded:
+            record_event(job, job.message)
         broadcast_row_after_commit(job)
     return job
 
@@ -240,6 +312,17 @@ def release(
     if Job.objects.filter(id=job.id, lease_task=holder).update(**fields):
         for name, value in fields.items():
             setattr(job, name, value)
+
+
+def released(job: Job, due_in: float | None) -> dict[str, Any]:
+    """Fields that give the lease back in a step's last write and say when its next step
+    is due (None: not at all), as `release` would, saving it a statement. The runner
+    releases only a lease the row in memory still shows held."""
+    fields: dict[str, Any] = {"lease_task": "", "lease_expires": None}
+    fields["due_at"] = timezone.now() + timedelta(seconds=due_in) if due_in is not None else None
+    if job.step_retries:
+        fields["step_retries"] = 0
+    return fields
 
 
 def fence(job: Job, holder: str) -> None:

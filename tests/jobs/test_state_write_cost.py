@@ -50,9 +50,31 @@ def test_a_state_write_is_one_update_and_one_event(running: Job) -> None:
     with CaptureQueriesContext(connection) as captured:
         update_job(running, "Summary ready", holder=HOLDER, progress=60)
     sql = statements(captured)
-    assert len(sql) == 2, sql
-    assert sql[0].startswith("UPDATE") and "jobs_jobevent" in sql[1]
+    if connection.vendor == "postgresql":
+        # One round trip: the UPDATE is a CTE and the event is inserted from its RETURNING.
+        assert len(sql) == 1, sql
+        assert sql[0].startswith('WITH "updated" AS (UPDATE "jobs_job"')
+        assert 'INSERT INTO "jobs_jobevent"' in sql[0]
+    else:
+        assert len(sql) == 2, sql
+        assert sql[0].startswith("UPDATE") and "jobs_jobevent" in sql[1]
     assert not any("SAVEPOINT" in s or "FOR UPDATE" in s or s.startswith("SELECT") for s in sql)
+    [event] = JobEvent.objects.filter(job=running)
+    assert (event.status, event.stage, event.progress, event.message) == (
+        Job.Status.PROCESSING,
+        Job.Stage.ANALYZING,
+        60,
+        "Summary ready",
+    )
+    stored = Job.objects.get(id=running.id)
+    assert (stored.progress, stored.message) == (60, "Summary ready")
+
+
+def test_a_state_write_that_lost_its_lease_records_no_event(running: Job) -> None:
+    with pytest.raises(JobLost):
+        update_job(running, "Summary ready", holder="another-task", progress=60)
+    assert not JobEvent.objects.filter(job=running).exists()
+    assert Job.objects.get(id=running.id).progress == 0
 
 
 def test_a_chunk_answer_is_checkpointed_in_one_statement_without_a_lock(running: Job) -> None:
