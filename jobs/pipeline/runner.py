@@ -41,7 +41,7 @@ from jobs.pipeline.steps import (
 from jobs.providers import get_transcriber
 from jobs.providers import limits as ratelimit
 from jobs.providers.base import AudioSource, guarded
-from jobs.signals import job_finished
+from jobs.signals import job_finished, job_read
 from jobs.state import (
     TRANSCRIPTION_SLOTS,
     claim,
@@ -91,7 +91,10 @@ def run_step(
     (`celery_retries` is part of the lease token).
     """
     job = Job.objects.filter(id=job_id).first()
-    if job is None or next_step(job) != step:
+    if job is None:
+        return None, job
+    job_read.send(sender=Job, job=job)
+    if next_step(job) != step:
         return None, job
     if step == POLL and seq is not None and seq != job.transcript_polls:
         return None, job  # an older poll chain; the current one carries on

@@ -4,7 +4,9 @@ Connected once per process by ``meeting_intel.apps.OpsConfig.ready``:
 
 - Celery leaves logging to Django's LOGGING (one format for every process).
 - Each task binds ``task_id``, ``task`` and, for job tasks, ``job_id`` with the
-  job's stage and attempt (one query) to every line it logs.
+  job's stage and attempt to every line it logs: a step task's from the row
+  its runner reads anyway (``jobs.signals.job_read``), another job task's
+  from one query.
 - Each web request on a job's URL binds its ``job_id``.
 - Every ``JobEvent`` (written for every job transition) is logged once committed
   and moves the log context's stage.
@@ -40,7 +42,7 @@ _task_tokens: dict[str, Any] = {}
 
 
 def connect() -> None:
-    from jobs.signals import stage_ended
+    from jobs.signals import job_read, stage_ended
 
     celery_signals.setup_logging.connect(_keep_django_logging, weak=False)
     celery_signals.task_prerun.connect(_task_started, weak=False)
@@ -48,6 +50,7 @@ def connect() -> None:
     celery_signals.worker_ready.connect(_serve_worker_metrics, weak=False)
     post_save.connect(_job_event_saved, sender="jobs.JobEvent", weak=False)
     stage_ended.connect(_stage_ended, weak=False)
+    job_read.connect(_job_read, weak=False)
     post_save.connect(_webhook_attempt_saved, sender="webhooks.WebhookAttempt", weak=False)
 
 
@@ -75,11 +78,14 @@ def task_fields(
 ) -> dict[str, Any]:
     """What a task's log lines carry: ids, and the job's stage, attempt and webhook secret."""
     from jobs.models import Job
+    from jobs.pipeline.queue import STEP_TASK_NAMES
 
     fields: dict[str, Any] = {"task_id": task_id, "task": task_name}
     job_id = _job_id_for(task_name, args, kwargs)
     if job_id:
         fields["job_id"] = job_id
+        if task_name in STEP_TASK_NAMES.values():
+            return fields  # its runner reads the row and sends job_read
         row = (
             Job.objects.filter(id=job_id).values_list("stage", "attempts", "webhook_secret").first()
         )
@@ -98,6 +104,15 @@ def _task_started(
         fields = {"task_id": task_id, "task": name}
     _task_tokens[task_id] = log_context.bind(**fields)
     log_context.set_task_context(fields)
+
+
+def _job_read(job: Any, **_: Any) -> None:
+    """A step task read its job: bind the job's stage, attempt and webhook secret."""
+    if log_context.current_context().get("job_id") == str(job.id):
+        secret = job.webhook_secret
+        log_context.update(
+            stage=job.stage, attempt=job.attempts, secrets=(secret,) if secret else ()
+        )
 
 
 def _task_finished(task_id: str = "", **_: Any) -> None:

@@ -8,9 +8,12 @@ import logging
 import threading
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Job
+from jobs.signals import job_read
 from meeting_intel.ops import logs as log_context
 from meeting_intel.ops import wiring as observability
 from meeting_intel.ops.logs import ContextFilter, JsonFormatter, TextFormatter
@@ -133,7 +136,11 @@ def test_a_task_binds_its_job_stage_and_attempt_and_its_threads_log_with_it() ->
     class Task:
         name = "jobs.analyze"
 
-    observability._task_started(task_id="task-1", task=Task(), args=[str(job.id)], kwargs={})
+    # A step task's prerun reads nothing: the runner's read of the row binds the job.
+    with CaptureQueriesContext(connection) as prerun:
+        observability._task_started(task_id="task-1", task=Task(), args=[str(job.id)], kwargs={})
+    assert len(prerun) == 0
+    job_read.send(sender=Job, job=job)
     try:
         logger.info("main thread, secret hook-secret-xyz")
         thread = threading.Thread(target=logger.info, args=("analysis thread",))
