@@ -44,15 +44,17 @@ CHAIN_WHILE_YOUNGER_THAN = settings.TASK_SOFT_TIME_LIMIT / 10
 def _run(task: Task, job_id: str, step: str, seq: int | None) -> None:
     started = time.monotonic()
     retries = task.request.retries or 0
-    delay, job = runner.run_step(job_id, step, task.request.id, seq=seq, celery_retries=retries)
-    while delay == 0 and time.monotonic() - started < CHAIN_WHILE_YOUNGER_THAN:
-        following = chained_step(job_id, step, job)
-        if following is None:
-            break
-        # The next step checkpoints and claims the job on its own; a crash
-        # mid-chain leaves it due, and the sweeper resumes it.
-        step = following
-        delay, job = runner.run_step(job_id, step, task.request.id, celery_retries=retries)
+
+    def follow(done: str, job: Job) -> str | None:
+        # The chained step runs under the lease this task already holds; a
+        # crash mid-chain lets the lease lapse, and the sweeper resumes the job.
+        if time.monotonic() - started >= CHAIN_WHILE_YOUNGER_THAN:
+            return None
+        return chained_step(job_id, done, job)
+
+    delay, job = runner.run_step(
+        job_id, step, task.request.id, seq=seq, celery_retries=retries, follow=follow
+    )
     if delay is not None:
         enqueue_next(job_id, delay, job)
 

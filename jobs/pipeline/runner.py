@@ -50,6 +50,7 @@ from jobs.state import (
     lease_holder,
     lock_for_write,
     release,
+    released,
     touch,
     update_job,
 )
@@ -77,13 +78,22 @@ SLOT_TTL_SECONDS = 6 * 3600
 
 
 def run_step(
-    job_id: object, step: str, task_id: str, seq: int | None = None, celery_retries: int = 0
+    job_id: object,
+    step: str,
+    task_id: str,
+    seq: int | None = None,
+    celery_retries: int = 0,
+    follow: Callable[[str, Job], str | None] | None = None,
 ) -> tuple[float | None, Job | None]:
     """Run `step` for the job if it is still the job's next step.
 
     Returns the delay before the job's next step, or None when there is
     nothing to schedule (stale message, lost claim, terminal job), and the
     job's row as the step left it in memory (None when it must be read again).
+
+    `follow(step, job)` names a step to run next in this task, under the same
+    lease (no release, read or claim in between), when a step succeeded with
+    nothing to wait for; None ends the chain.
 
     Database, broker and Redis outages (INFRASTRUCTURE_ERRORS) are not the
     job's fault: they propagate to the task, which Celery retries with
@@ -105,49 +115,83 @@ def run_step(
         return None, None
     leases.hold(holder)
     try:
-        return _run_claimed(job, step, holder)
+        while True:
+            delay, outcome = _attempt(job, step, holder)
+            following = None
+            if (
+                follow is not None
+                and delay == 0
+                and outcome == SUCCEEDED
+                and job.lease_task == holder
+                and job.step_retries == 0
+            ):
+                following = follow(step, job)
+            if following is None:
+                return _released(job, holder, delay, outcome)
+            # The lease is kept: a crash mid-chain lets it lapse, and the
+            # sweeper resumes the job at the step that was running.
+            step = following
     finally:
         leases.drop(holder)
 
 
-def _run_claimed(job: Job, step: str, holder: str) -> tuple[float | None, Job | None]:
+SUCCEEDED, CURRENT, STALE, LOST = "succeeded", "current", "stale", "lost"
+
+
+def _attempt(job: Job, step: str, holder: str) -> tuple[float | None, str]:
+    """Run one claimed step; the delay before the next, and how the row in memory stands.
+
+    SUCCEEDED and CURRENT (a wait) leave the row in memory as it is in the
+    database; after a retry or a failure it may be STALE (they write a fresh
+    copy); LOST: the step no longer holds the job.
+    """
     job_id = job.id
-    delay: float | None = None
-    lost, current, succeeded = False, False, False
     try:
-        delay = STEP_FUNCTIONS[step](job, holder)
-        current = succeeded = True
+        return STEP_FUNCTIONS[step](job, holder), SUCCEEDED
     except Deferred as exc:
-        delay = max(exc.seconds, 0.05)
         try:
             touch(job, exc.reason, holder=holder)
-            current = True
         except JobLost:
-            delay, lost = None, True
+            return None, LOST
+        return max(exc.seconds, 0.05), CURRENT
     except TransientError as exc:
-        delay = schedule_retry(job, holder, exc)
+        return schedule_retry(job, holder, exc), STALE
     except PermanentError as exc:
         fail_job(job, exc.code, exc.message)
+        return None, STALE
     except JobLost:
-        lost = True
         logger.info("job %s changed under step %s; leaving it", job_id, step)
+        return None, LOST
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:
         # A bug or an unexpected vendor error: retry like a transient error so
         # a blip heals, and fail visibly once retries run out.
         logger.exception("step %s of job %s crashed", step, job_id)
-        delay = schedule_retry(
-            job, holder, TransientError("internal_error", f"{type(exc).__name__}: {exc}")
+        error = TransientError("internal_error", f"{type(exc).__name__}: {exc}")
+        return schedule_retry(job, holder, error), STALE
+
+
+def _released(
+    job: Job, holder: str, delay: float | None, outcome: str
+) -> tuple[float | None, Job | None]:
+    """Give the lease back (unless the step's last write did) and say what follows."""
+    lost = outcome == LOST
+    if job.lease_task == holder:
+        # A step that succeeded clears its retry count in the same UPDATE that releases the lease.
+        release(
+            job,
+            holder,
+            delay,
+            set_due=not lost,
+            clear_retries=outcome == SUCCEEDED and job.step_retries > 0,
         )
-    # A step that succeeded clears its retry count in the same UPDATE that releases the lease.
-    release(job, holder, delay, set_due=not lost, clear_retries=succeeded and job.step_retries > 0)
     if lost and Job.objects.filter(id=job.id, status=Status.PENDING).exists():
         # Retried or reprocessed while this step ran: the new attempt's
         # message found the lease taken and was dropped; hand over now.
         return 0, None
     # After a retry or a failure the row in memory may be stale (they write a fresh copy).
-    return delay, job if current else None
+    return delay, job if outcome in (SUCCEEDED, CURRENT) else None
 
 
 def schedule_retry(job: Job, task_id: str, exc: TransientError) -> float | None:
@@ -231,6 +275,7 @@ def transcribe(job: Job, task_id: str) -> float | None:
         return 0
     # Conditional on the lease: a step that lost the job meanwhile keeps
     # nothing (the next attempt submits again, which a fence made rare).
+    delay = 0 if _works_in_fetch(transcriber) else poll_delay(0)
     update_job(
         job,
         "Transcription submitted",
@@ -240,8 +285,9 @@ def transcribe(job: Job, task_id: str) -> float | None:
         transcript_submitted_at=timezone.now(),
         transcript_polls=0,
         progress=15,
+        **released(job, delay),
     )
-    return 0 if _works_in_fetch(transcriber) else poll_delay(0)
+    return delay
 
 
 def _works_in_fetch(transcriber: object) -> bool:
@@ -272,14 +318,21 @@ def poll(job: Job, task_id: str) -> float | None:
                 progress=15 + round(30 * share),
             )
             return 0
-        # Polls are routine: refresh the heartbeat and progress without an event each time.
-        Job.objects.filter(id=job.id, lease_task=task_id).update(
-            transcript_polls=polls,
-            heartbeat_at=timezone.now(),
-            progress=min(45, 15 + polls * 2),
-        )
-        job.transcript_polls, job.progress = polls, min(45, 15 + polls * 2)
-        return poll_delay(polls)
+        # Polls are routine: refresh the heartbeat and progress without an event
+        # each time, and give the lease back in the same statement.
+        delay = poll_delay(polls)
+        fields = {
+            "transcript_polls": polls,
+            "heartbeat_at": timezone.now(),
+            "progress": min(45, 15 + polls * 2),
+            **released(job, delay),
+        }
+        kept = Job.objects.filter(id=job.id, lease_task=task_id).update(**fields)
+        job.transcript_polls, job.progress = polls, fields["progress"]
+        if kept:
+            job.lease_task, job.lease_expires, job.due_at = "", None, fields["due_at"]
+            job.step_retries = fields.get("step_retries", job.step_retries)
+        return delay
     _save_transcript(job, task_id, result, transcriber.name)
     if _works_in_fetch(transcriber):
         transcriber.forget(job.transcript_external_id)  # type: ignore[attr-defined]
@@ -331,9 +384,9 @@ def finalize(job: Job, task_id: str) -> float | None:
             progress=100,
             results_saved_at=now,
             completed_at=now,
-            due_at=None,
             error_code="",
             error_message="",
+            **released(job, None),
         )
         job_finished.send(sender=Job, job=job, event="job.completed")
     return None

@@ -9,6 +9,8 @@ from django.core.files.base import ContentFile
 import jobs.tasks  # registers the step tasks
 from jobs.actions import submit_job
 from jobs.models import Job
+from jobs.pipeline import runner
+from jobs.pipeline.steps import next_step
 from tests.conftest import SAMPLE_AUDIO
 from tests.support.broker import run_queued
 
@@ -29,6 +31,30 @@ def test_index_analyze_and_finalize_run_in_one_task(provider_settings, private_b
     assert [name for name in ran if name not in ("jobs.transcribe", "jobs.poll_transcript")] == [
         "jobs.index"
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chain_holds_one_lease_from_index_to_finalize(
+    provider_settings, private_broker, monkeypatch
+):
+    # No release, read or claim between chained steps; finalize's own write gives the lease back.
+    seen: list[tuple[str, str | None]] = []
+    claim, release = runner.claim, runner.release
+
+    def claiming(job, holder):
+        seen.append(("claim", next_step(job)))
+        return claim(job, holder)
+
+    def releasing(job, *args, **kwargs):
+        seen.append(("release", next_step(job)))
+        return release(job, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "claim", claiming)
+    monkeypatch.setattr(runner, "release", releasing)
+    job, _ = run_job(private_broker)
+    assert job.status == Job.Status.COMPLETED, job.error_message
+    assert seen[seen.index(("claim", "index")) :] == [("claim", "index")]
+    assert (job.lease_task, job.lease_expires, job.due_at) == ("", None, None)
 
 
 @pytest.mark.django_db(transaction=True)
