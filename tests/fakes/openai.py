@@ -16,7 +16,8 @@ Routes, by the names that ``route=`` fault arguments take:
   Chat requests are *tagged* with their ``json_schema.name``, so ``tag="decisions"``
   aims a fault at one schema.
 * ``embeddings``: ``POST /v1/embeddings`` (``input`` a string or a list of strings,
-  optional ``dimensions``, default 1536, and ``encoding_format`` ``float``). Each vector
+  optional ``dimensions``, default 1536, and ``encoding_format`` ``float`` or ``base64``:
+  little-endian float32, as OpenAI sends it). Each vector
   is a hashed bag of the input's lower-cased words (suffixes ``s``/``ed``/``ing`` cut),
   normalised: texts sharing words are close, so ranking by meaning is testable.
 * ``transcription``: ``POST /v1/audio/transcriptions`` (multipart: ``file``,
@@ -29,12 +30,14 @@ shape ``{"error": {"message", "type", "param", "code"}}``.
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
 import hashlib
 import json
 import math
 import re
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -255,8 +258,13 @@ class FakeOpenAI(FakeServer):
         if not all(isinstance(text, str) and text for text in inputs):
             return self._error(400, "'input' must not contain empty strings.", "input")
         dimensions = int(body.get("dimensions") or 1536)
+        encode = _as_base64 if body.get("encoding_format") == "base64" else (lambda v: v)
         data = [
-            {"object": "embedding", "index": i, "embedding": bag_of_words_vector(text, dimensions)}
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": encode(bag_of_words_vector(text, dimensions)),
+            }
             for i, text in enumerate(inputs)
         ]
         tokens = sum(max(1, len(text) // 4) for text in inputs)
@@ -335,6 +343,10 @@ class FakeOpenAI(FakeServer):
                 for w in t.words
             ]
         return json_reply(verbose)
+
+
+def _as_base64(vector: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
