@@ -56,12 +56,23 @@ def save_transcript(job: Any, transcript: Transcript, provider: str) -> Meeting:
 
 
 def load_transcript(meeting: Meeting) -> Transcript:
-    segments = meeting.segments.select_related("speaker").order_by("index")
-    return Transcript(
-        utterances=[Utterance(s.speaker.label, s.start_ms, s.end_ms, s.text) for s in segments],
-        language=meeting.language,
-        duration_seconds=meeting.duration_seconds,
+    return load_transcript_and_names(meeting)[0]
+
+
+def load_transcript_and_names(meeting: Meeting) -> tuple[Transcript, dict[str, str]]:
+    """The meeting's transcript, and the names given to its speakers' labels, in one query
+    (plain rows, not model instances: a one-hour meeting has hundreds of segments)."""
+    rows = meeting.segments.order_by("index").values_list(
+        "speaker__label", "speaker__name", "start_ms", "end_ms", "text"
     )
+    utterances, names = [], {}
+    for label, name, start_ms, end_ms, text in rows:
+        utterances.append(Utterance(label, start_ms, end_ms, text))
+        names[label] = name
+    transcript = Transcript(
+        utterances=utterances, language=meeting.language, duration_seconds=meeting.duration_seconds
+    )
+    return transcript, names
 
 
 def _parse_date(value: str | None) -> date | None:

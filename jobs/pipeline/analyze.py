@@ -8,6 +8,7 @@ lands, so each chunk's answer is a checkpoint and each step degrades on its
 own. Each call is fenced right before it is handed to the pool: by
 ``jobs.state.fence``, or by the write conditional on the lease that kept the
 answer landed just before it (the first calls go out together after one
+check: the progress report's conditional write just before them, or a
 fence); the further requests a call may make (a repair, a second ask) are
 fenced from the pool's thread.
 """
@@ -93,9 +94,8 @@ def analyze(job: Job, task_id: str) -> float | None:
     ANALYSIS_TASK_BUDGET_SECONDS and continues in a fresh task.
     """
     meeting = Meeting.objects.get(job=job)
-    transcript = meeting_services.load_transcript(meeting)
+    transcript, names = meeting_services.load_transcript_and_names(meeting)
     chunks = chunking.split(transcript, settings.ANALYSIS_CHUNK_TOKENS)
-    names = dict(meeting.speakers.values_list("label", "name"))
     shaped = shaping.context_for(job, meeting.language)
     context = answers.AnswerContext.of(transcript, names, [p.name for p in shaped.participants])
     run = _AnalysisRun(job, meeting, task_id, chunks, context, shaped)
@@ -171,6 +171,7 @@ class _AnalysisRun:
                 self.job, message, holder=self.task_id, stage=Job.Stage.ANALYZING, progress=progress
             )
         self.reported_at = time.monotonic()
+        self.checked = True  # the write was conditional on the lease
 
     def execute(self) -> None:
         todo = self._todo()
@@ -197,8 +198,9 @@ class _AnalysisRun:
                     futures[future] = (step, index)
                     return
 
-        # The first calls go out together, after one check of the lease.
-        if todo:
+        # The first calls go out together, after one check of the lease (the
+        # report's conditional write, made just before, when there was one).
+        if todo and not self.checked:
             fence(self.job, self.task_id)
         for _ in range(settings.ANALYSIS_CONCURRENCY):
             self.checked = True

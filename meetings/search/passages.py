@@ -55,7 +55,11 @@ def drafts(meeting: Meeting) -> list[Draft]:
             )
         )
 
-    for segment in meeting.segments.order_by("index"):
+    # Plain rows, not model instances: a one-hour meeting has hundreds of segments.
+    rows = meeting.segments.order_by("index").values_list(
+        "index", "start_ms", "end_ms", "speaker_id", "text", named=True
+    )
+    for segment in rows:
         count = len(segment.text.split())
         if group and words + count > PASSAGE_WORDS:
             flush()
