@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -337,6 +338,21 @@ def fence(job: Job, holder: str) -> None:
     )
     if renewed != 1:
         raise JobLost(str(job.id))
+
+
+def fence_after_write(job: Job, holder: str) -> Callable[[], None]:
+    """A guard (jobs.providers.base.guarded) for paid calls made right after a write
+    conditional on the lease: that write is the check before the first request, and
+    every further request is fenced."""
+    checked = [True]
+
+    def guard() -> None:
+        if checked[0]:
+            checked[0] = False
+            return
+        fence(job, holder)
+
+    return guard
 
 
 def lock_for_write(job: Job, task_id: str | None) -> Job:

@@ -19,7 +19,7 @@ from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError
 from jobs.models import Job
 from jobs.providers import get_embedder
 from jobs.providers.base import guarded
-from jobs.state import fence, touch, update_job
+from jobs.state import fence_after_write, touch, update_job
 from meetings.models import Meeting
 from meetings.search import passages
 
@@ -31,11 +31,12 @@ DEGRADED_NAME = "search_index"
 
 def index(job: Job, task_id: str) -> float | None:
     meeting = Meeting.objects.get(job=job)
-    touch(job, "Indexing the transcript for search", holder=task_id)
     try:
         embedder = get_embedder()
         items = passages.drafts(meeting)
-        with guarded(lambda: fence(job, task_id)):
+        # Conditional on the lease: it is the check before the first paid request.
+        touch(job, "Indexing the transcript for search", holder=task_id)
+        with guarded(fence_after_write(job, task_id)):
             embedded = embedder.embed([d.text for d in items]) if items else None
     except (Deferred, JobLost, *INFRASTRUCTURE_ERRORS):
         raise

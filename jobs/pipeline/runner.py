@@ -46,7 +46,7 @@ from jobs.state import (
     TRANSCRIPTION_SLOTS,
     claim,
     fail_job,
-    fence,
+    fence_after_write,
     lease_holder,
     lock_for_write,
     release,
@@ -268,7 +268,8 @@ def transcribe(job: Job, task_id: str) -> float | None:
     ):
         raise Deferred(15, "Waiting for a free transcription slot")
     update_job(job, "Sending audio for transcription", holder=task_id, stage=Stage.TRANSCRIBING)
-    with guarded(lambda: fence(job, task_id)):
+    # That write was conditional on the lease: it is the check before the first paid request.
+    with guarded(fence_after_write(job, task_id)):
         result = transcriber.submit(_audio_source(job))
     if isinstance(result, Transcript):
         _save_transcript(job, task_id, result, transcriber.name)
