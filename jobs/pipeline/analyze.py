@@ -93,7 +93,9 @@ def analyze(job: Job, task_id: str) -> float | None:
     it cannot be answered. The task stops taking new work after
     ANALYSIS_TASK_BUDGET_SECONDS and continues in a fresh task.
     """
-    meeting = Meeting.objects.get(job=job)
+    # The row's cached relation: in a chain, the steps after the first (and the
+    # completion's broadcast) reuse the meeting the first step read.
+    meeting = job.meeting
     transcript, names = meeting_services.load_transcript_and_names(meeting)
     chunks = chunking.split(transcript, settings.ANALYSIS_CHUNK_TOKENS)
     shaped = shaping.context_for(job, meeting.language)

@@ -20,7 +20,6 @@ from jobs.models import Job
 from jobs.providers import get_embedder
 from jobs.providers.base import guarded
 from jobs.state import fence_after_write, touch, update_job
-from meetings.models import Meeting
 from meetings.search import passages
 
 logger = logging.getLogger(__name__)
@@ -30,7 +29,9 @@ DEGRADED_NAME = "search_index"
 
 
 def index(job: Job, task_id: str) -> float | None:
-    meeting = Meeting.objects.get(job=job)
+    # The row's cached relation: in a chain, the steps after the first (and the
+    # completion's broadcast) reuse the meeting the first step read.
+    meeting = job.meeting
     try:
         embedder = get_embedder()
         items = passages.drafts(meeting)
