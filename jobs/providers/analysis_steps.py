@@ -7,6 +7,8 @@ the provider, so a server that ignores `strict` cannot slip bad data in.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -152,12 +154,18 @@ def _model(step: str) -> type[_Strict]:
     return SectionItems if section_key(step) is not None else STEPS[step]
 
 
+@functools.cache
+def _base_schema(model: type[_Strict]) -> str:
+    """The model's JSON schema, built once per process (pydantic builds it anew per call)."""
+    return json.dumps(model.model_json_schema())
+
+
 def json_schema(step: str, context: AnalysisContext = NO_CONTEXT) -> dict[str, Any]:
     """The strict JSON schema of a step's answer (every property required).
 
     With known participants, a speaker's name must be one of theirs or null.
     """
-    schema = _model(step).model_json_schema()
+    schema = json.loads(_base_schema(_model(step)))  # a copy of its own to change
     if step == "speaker_names" and context.participants:
         names = sorted({p.name for p in context.participants})
         schema["$defs"]["SpeakerName"]["properties"]["name"] = {
