@@ -28,6 +28,7 @@ from jobs.models import Job
 from jobs.pipeline import download as downloads
 from jobs.pipeline import index as search_index
 from jobs.pipeline.analyze import analyze
+from jobs.pipeline.queue import queue_of
 from jobs.pipeline.steps import (
     ANALYZE,
     FINALIZE,
@@ -272,7 +273,7 @@ def transcribe(job: Job, task_id: str) -> float | None:
     with guarded(fence_after_write(job, task_id)):
         result = transcriber.submit(_audio_source(job))
     if isinstance(result, Transcript):
-        _save_transcript(job, task_id, result, transcriber.name)
+        _save_transcript(job, task_id, result, transcriber.name, TRANSCRIBE)
         return 0
     # Conditional on the lease: a step that lost the job meanwhile keeps
     # nothing (the next attempt submits again, which a fence made rare).
@@ -334,15 +335,22 @@ def poll(job: Job, task_id: str) -> float | None:
             job.lease_task, job.lease_expires, job.due_at = "", None, fields["due_at"]
             job.step_retries = fields.get("step_retries", job.step_retries)
         return delay
-    _save_transcript(job, task_id, result, transcriber.name)
+    _save_transcript(job, task_id, result, transcriber.name, POLL)
     if _works_in_fetch(transcriber):
         transcriber.forget(job.transcript_external_id)  # type: ignore[attr-defined]
     return 0
 
 
-def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: str) -> None:
+def _save_transcript(
+    job: Job, task_id: str, transcript: Transcript, provider: str, step: str
+) -> None:
     """Save the transcript and its checkpoint in one transaction (no row lock: the
-    conditional state write rolls the transcript back if the step lost the job)."""
+    conditional state write rolls the transcript back if the step lost the job).
+
+    When the index step that follows runs on another queue (it cannot be chained
+    in this task), the same write gives the lease back, the index step due now.
+    """
+    handover = released(job, 0) if queue_of(INDEX) != queue_of(step) else {}
     with transaction.atomic():
         meeting_services.save_transcript(job, transcript, provider)
         update_job(
@@ -360,6 +368,7 @@ def _save_transcript(job: Job, task_id: str, transcript: Transcript, provider: s
             analysis_steps_failed=[],
             analysis_partials={},
             search_index="",
+            **handover,
         )
         transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
 
