@@ -27,5 +27,5 @@ def assemblyai_callback(request: HttpRequest, job_id: object) -> HttpResponse:
     if not hmac.compare_digest(given, callback_token(job)):
         return JsonResponse({"error": "bad callback credentials"}, status=401)
     if next_step(job) == POLL:
-        enqueue_next(job.id)
+        enqueue_next(job.id, 0, job)  # the row just read: no second read
     return JsonResponse({"ok": True})
