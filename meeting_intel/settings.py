@@ -369,8 +369,10 @@ OPENAI_EMBEDDING_TOKENS_PER_MINUTE = env_int(
     "OPENAI_EMBEDDING_TOKENS_PER_MINUTE", 1_000_000, minimum=1
 )
 ASSEMBLYAI_MAX_CONCURRENT = env_int("ASSEMBLYAI_MAX_CONCURRENT", 500, minimum=1)
-# Analysis splits long transcripts into chunks of about this many tokens.
-ANALYSIS_CHUNK_TOKENS = env_int("ANALYSIS_CHUNK_TOKENS", 6000, minimum=200)
+# Analysis splits long transcripts into chunks of about this many tokens: a
+# one-hour meeting (about 14,000) is one call per step, well inside the
+# model's context (gpt-4o-mini: 128,000 tokens) with room for its answer.
+ANALYSIS_CHUNK_TOKENS = env_int("ANALYSIS_CHUNK_TOKENS", 24_000, minimum=200)
 ANALYSIS_CONCURRENCY = env_int("ANALYSIS_CONCURRENCY", 8, minimum=1)
 # Model calls in flight at once in one worker process, across all its jobs.
 ANALYSIS_MAX_IN_FLIGHT = env_int("ANALYSIS_MAX_IN_FLIGHT", 64, minimum=1)
