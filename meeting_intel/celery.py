@@ -44,6 +44,38 @@ def _drop_broken_connections(**_: object) -> None:
     close_old_connections()
 
 
+# What a prefork child inherited of its parent's database connections, kept
+# referenced so that it is never closed (or collected) in the child: closing it
+# there would end the parent's session on the server.
+_inherited: list[object] = []
+
+
+@signals.worker_process_init.connect
+def _forget_inherited_connections(**_: object) -> None:
+    """A prefork child starts with no database connection and no pool of its parent's.
+
+    The parent (MainProcess) opens connections of its own, e.g. to record a
+    task that hit its hard time limit in the result backend. Celery's Django
+    fixup closes what a child inherits, but when the parent's connection broke
+    in an outage, its close raises ("the connection is lost") before it drops
+    the pool (`close_pool`): the child then keeps a psycopg pool whose worker
+    threads did not survive the fork, waits on it until the hard time limit
+    kills it, and the next child inherits the same (reproduced by
+    tests/stack/test_durability.py's four outages; tests/ops/test_worker_fork.py).
+    Here the child forgets both without any I/O, and opens its own.
+    """
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited.append(conn.connection)
+            conn.connection = None
+    pools = getattr(type(connections["default"]), "_connection_pools", None)
+    if pools:
+        _inherited.append(dict(pools))
+        pools.clear()
+
+
 @signals.worker_init.connect
 def _preload_providers(**_: object) -> None:
     """Import the configured providers' SDKs before the pool starts (jobs.providers.preload)."""
