@@ -6,6 +6,7 @@ again (a retry, a redelivery, a reprocess) never duplicates anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -89,9 +90,17 @@ def _non_negative(value: int | None) -> int | None:
 
 
 def save_section(
-    meeting: Meeting, key: str, title: str, items: list[dict[str, Any]], order: list[str]
+    meeting: Meeting,
+    key: str,
+    title: str,
+    items: list[dict[str, Any]],
+    order: list[str],
+    also: Sequence[str] = (),
 ) -> None:
-    """Store one template section's validated items. Call inside a transaction (it locks the row)."""
+    """Store one template section's validated items. Call inside a transaction (it locks the row).
+
+    `also`: further meeting fields, set in memory, written in the same UPDATE.
+    """
     fresh = Meeting.objects.select_for_update().only("sections").get(id=meeting.id)
     sections = dict(fresh.sections)
     sections[key] = {
@@ -106,11 +115,15 @@ def save_section(
         ],
     }
     meeting.sections, meeting.section_order = sections, order
-    meeting.save(update_fields=["sections", "section_order", "updated_at"])
+    meeting.save(update_fields=["sections", "section_order", *also, "updated_at"])
 
 
-def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
-    """Store one analysis step's validated answer. Call inside a transaction."""
+def save_step(meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[str] = ()) -> None:
+    """Store one analysis step's validated answer. Call inside a transaction.
+
+    `also`: further meeting fields, set in memory, written in the same UPDATE
+    when the step writes the meeting's row (the summary's does).
+    """
     if step == "speaker_names":
         for entry in data["speakers"]:
             name = (entry.get("name") or "").strip()[:120]
@@ -121,7 +134,7 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any]) -> None:
                 )
     elif step == "summary":
         meeting.summary = data["summary"].strip()
-        meeting.save(update_fields=["summary", "updated_at"])
+        meeting.save(update_fields=["summary", *also, "updated_at"])
     elif step == "action_items":
         meeting.action_items.all().delete()
         ActionItem.objects.bulk_create(

@@ -138,6 +138,11 @@ class _AnalysisRun:
         # Whether a write conditional on the lease has just succeeded (it then
         # stands for the check before the next model call).
         self.checked = False
+        # The meeting names its analysis provider once a step has landed; the
+        # name rides on the next write of the meeting's row (see _provider_fields).
+        self.provider_unsaved = bool(job.analysis_steps_done) and (
+            meeting.analysis_provider != self.analyzer.name
+        )
 
     def _todo(self) -> list[tuple[str, int]]:
         partials = self.job.analysis_partials
@@ -261,6 +266,7 @@ class _AnalysisRun:
             analysis_steps_failed=[*self.job.analysis_steps_failed, step],
             analysis_partials={k: v for k, v in self.job.analysis_partials.items() if k != step},
         )
+        self._save_provider_unless_carried(step)
 
     def _chunk_done(self, step: str, index: int, output: StepOutput) -> None:
         """Checkpoint one chunk's answer; the step's last one saves the step instead.
@@ -285,9 +291,12 @@ class _AnalysisRun:
         """Save one step's merged answer to the meeting and mark it done, in one transaction."""
         job, meeting = self.job, self.meeting
         with transaction.atomic():
+            if meeting.analysis_provider != self.analyzer.name:
+                self.provider_unsaved = True
+            also = self._provider_fields(step)
             key = section_key(step)
             if key is None:
-                meeting_services.save_step(meeting, step, data)
+                meeting_services.save_step(meeting, step, data, also)
             else:
                 meeting_services.save_section(
                     meeting,
@@ -295,10 +304,8 @@ class _AnalysisRun:
                     self.shaped.section(key).title,
                     data["items"],
                     [s.key for s in self.shaped.sections],
+                    also,
                 )
-            if meeting.analysis_provider != self.analyzer.name:
-                meeting.analysis_provider = self.analyzer.name
-                meeting.save(update_fields=["analysis_provider", "updated_at"])
             done = [*job.analysis_steps_done, step]
             update_job(
                 job,
@@ -310,6 +317,30 @@ class _AnalysisRun:
                 prompt_tokens=job.prompt_tokens + tokens[0],
                 completion_tokens=job.completion_tokens + tokens[1],
             )
+        if also:
+            self.provider_unsaved = False
+
+    def _provider_fields(self, step: str) -> list[str]:
+        """The fields `step`'s own UPDATE of the meeting carries: the analysis provider's
+        name while it is unsaved, if the step writes that row (the summary and the template
+        sections do). Another step leaves it to such a step still pending (in this run, or
+        in the next, which finds it unsaved again), else writes it now, in its transaction."""
+        if not self.provider_unsaved:
+            return []
+        self.meeting.analysis_provider = self.analyzer.name
+        if _writes_meeting(step):
+            return ["analysis_provider"]
+        self._save_provider_unless_carried(step)
+        return []
+
+    def _save_provider_unless_carried(self, step: str) -> None:
+        """Write the unsaved provider name unless a pending step other than `step` writes
+        the meeting's row, and so will carry it."""
+        pending = [s for s in pending_analysis(self.job) if s != step and s not in self.failed]
+        if self.provider_unsaved and not any(_writes_meeting(s) for s in pending):
+            self.meeting.analysis_provider = self.analyzer.name
+            self.meeting.save(update_fields=["analysis_provider", "updated_at"])
+            self.provider_unsaved = False
 
     def reduce_summary(self) -> None:
         """Summarise the chunk summaries (hierarchically if they are long)."""
@@ -349,6 +380,11 @@ class _AnalysisRun:
             raise Deferred(max(d.seconds for d in self.deferred), self.deferred[0].reason)
         if self.stopped_early:
             raise Deferred(0.05, "Continuing analysis in a fresh task")
+
+
+def _writes_meeting(step: str) -> bool:
+    """Whether saving `step` UPDATEs the meeting's own row (meetings.results)."""
+    return step == "summary" or section_key(step) is not None
 
 
 def _failed_future(exc: BaseException) -> Future[StepOutput]:

@@ -56,6 +56,8 @@ def test_retry_resumes_after_the_last_checkpoint(provider_settings, fake_aai, fa
     fake_aai_submissions = len(fake_aai.submissions)
     job = run_inline(new_job().id)
     assert job.status == "completed" and job.meeting.degraded == ["summary"]
+    # The summary would have carried the provider's name; the other steps' saves write it.
+    assert job.meeting.analysis_provider == "openai"
     assert not retry_job(job), "a completed job is reprocessed, not retried"
     fake_openai.clear_faults()
     assert reprocess_job(job, "analysis")
