@@ -227,8 +227,11 @@ def _same_task(holder: str) -> Q:
     return Q(lease_task=task_id) | Q(lease_task__startswith=f"{task_id}#")
 
 
-def claim(job: Job, holder: str) -> Job | None:
+def claim(job: Job, holder: str, note: str = "") -> Job | None:
     """Take the job's lease for one step, or return None if someone else holds it.
+
+    `note`: the step's opening message (as `touch` would write it), set by the
+    claim's statement unless the run starts (it then says "Attempt N started").
 
     One conditional UPDATE is the claim (of two deliveries of the same step
     only one wins, and a cancel committed before it wins over it); it also
@@ -253,6 +256,8 @@ def claim(job: Job, holder: str) -> Job | None:
     starting = job.status != Status.PROCESSING
     if starting:
         fields["message"] = f"Attempt {fields['attempts']} started"
+    elif note:
+        fields["message"] = note[:300]
     if redelivered:
         fields["redeliveries"] = F("redeliveries") + 1
     rows = Job.objects.filter(id=job.id, status__in=Job.ACTIVE).filter(free)
@@ -283,9 +288,9 @@ def claim(job: Job, holder: str) -> Job | None:
             "it may be crashing its worker.",
         )
         return None
-    if starting:
-        if not recorded:
-            record_event(job, job.message)
+    if starting and not recorded:
+        record_event(job, job.message)
+    if starting or note:
         broadcast_row_after_commit(job)
     return job
 

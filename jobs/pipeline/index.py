@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 DONE, FAILED = "done", "failed"
 DEGRADED_NAME = "search_index"
+OPENING_NOTE = "Indexing the transcript for search"
 
 
 def index(job: Job, task_id: str) -> float | None:
@@ -35,8 +36,12 @@ def index(job: Job, task_id: str) -> float | None:
     try:
         embedder = get_embedder()
         items = passages.drafts(meeting)
-        # Conditional on the lease: it is the check before the first paid request.
-        touch(job, "Indexing the transcript for search", holder=task_id)
+        if job.message != OPENING_NOTE:
+            # Chained after the transcript's save, or a run that started: say
+            # what the step does. Otherwise the claim just did.
+            touch(job, OPENING_NOTE, holder=task_id)
+        # Either write was conditional on the lease (the claim, the transcript's
+        # save, or that note): it is the check before the first paid request.
         with guarded(fence_after_write(job, task_id)):
             embedded = embedder.embed([d.text for d in items]) if items else None
     except (Deferred, JobLost, *INFRASTRUCTURE_ERRORS):

@@ -112,7 +112,7 @@ def run_step(
     if job.next_attempt_at and job.next_attempt_at > timezone.now():
         return (job.next_attempt_at - timezone.now()).total_seconds(), job
     holder = lease_holder(task_id, celery_retries)
-    if claim(job, holder) is None:
+    if claim(job, holder, OPENING_NOTES.get(step, "")) is None:
         return None, None
     leases.hold(holder)
     try:
@@ -137,6 +137,9 @@ def run_step(
 
 
 SUCCEEDED, CURRENT, STALE, LOST = "succeeded", "current", "stale", "lost"
+
+# A step's opening message, written by its claim (no statement of the step's own).
+OPENING_NOTES = {INDEX: search_index.OPENING_NOTE}
 
 
 def _attempt(job: Job, step: str, holder: str) -> tuple[float | None, str]:

@@ -41,9 +41,9 @@ def test_a_chain_holds_one_lease_from_index_to_finalize(
     seen: list[tuple[str, str | None]] = []
     claim, release = runner.claim, runner.release
 
-    def claiming(job, holder):
+    def claiming(job, holder, *args, **kwargs):
         seen.append(("claim", next_step(job)))
-        return claim(job, holder)
+        return claim(job, holder, *args, **kwargs)
 
     def releasing(job, *args, **kwargs):
         seen.append(("release", next_step(job)))
