@@ -10,8 +10,9 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (each gets its own test database, Redis
 # database and media folder: tests/support/xdist_worker.py); TEST_WORKERS=0 runs
 # in one process. Three on two cores: many stack tests mostly wait (outages,
-# sweeps, a rate window), so a third worker fills the idle CPU.
-TEST_WORKERS ?= 3
+# sweeps, a rate window), so a third worker fills the idle CPU; two against a
+# PostgreSQL server with fewer than 200 connections (tests/support/test_workers.py).
+TEST_WORKERS ?= $(shell $(PY) -m tests.support.test_workers 2>/dev/null || echo 2)
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
