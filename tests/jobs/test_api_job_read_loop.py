@@ -107,18 +107,23 @@ def server(monkeypatch):
     auth._Outage.skip_until, auth._Outage.warned = 0.0, False
 
 
+def record_calls(monkeypatch, owner: object, name: str, argument: int) -> list[object]:
+    """Wrap the coroutine function `owner.name`; the list of each call's `argument`-th argument."""
+    calls: list[object] = []
+    real = getattr(owner, name)
+
+    async def recording(*args):
+        calls.append(args[argument])
+        return await real(*args)
+
+    monkeypatch.setattr(owner, name, recording)
+    return calls
+
+
 @pytest.fixture
 def on_loop_calls(monkeypatch):
     """How often the on-loop path answered (it, not the thread path, is under test)."""
-    calls: list[object] = []
-    real = job_read._answer_on_loop
-
-    async def counting(key, pk):
-        calls.append(pk)
-        return await real(key, pk)
-
-    monkeypatch.setattr(job_read, "_answer_on_loop", counting)
-    return calls
+    return record_calls(monkeypatch, job_read, "_answer_on_loop", 1)
 
 
 def drf(monkeypatch, key: str | None, path: str):
@@ -290,22 +295,8 @@ def test_the_reads_of_one_loop_turn_share_one_query_and_one_throttle_call_per_cl
     asks = [(my_key, my_job)] * 8 + [(their_key, their_job)] * 4 + [(my_key, their_job)] * 3
     for key, job in asks[:1] + asks[8:9]:  # both keys remembered; the script loaded
         assert server.get(f"/api/v1/jobs/{job.id}/", key)[0] == 200
-    queries: list[str] = []
-    real_fetchall = async_db.fetchall
-
-    async def counting_fetchall(sql, params):
-        queries.append(sql)
-        return await real_fetchall(sql, params)
-
-    calls: list[int] = []
-    real_client = auth._athrottle_client
-
-    async def counting_client(key_hash, requests):
-        calls.append(requests)
-        return await real_client(key_hash, requests)
-
-    monkeypatch.setattr(async_db, "fetchall", counting_fetchall)
-    monkeypatch.setattr(auth, "_athrottle_client", counting_client)
+    queries = record_calls(monkeypatch, async_db, "fetchall", 0)
+    calls = record_calls(monkeypatch, auth, "_athrottle_client", 1)
 
     async def at_once():
         return await asyncio.gather(
