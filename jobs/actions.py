@@ -15,7 +15,7 @@ from jobs.errors import AudioMissing
 from jobs.models import Job
 from jobs.pipeline.queue import enqueue_next_on_commit
 from jobs.state import broadcast_after_commit, record_event, release_slot_after_commit, update_job
-from meetings.models import Meeting
+from meetings.models import Meeting, Passage
 
 Status = Job.Status
 Stage = Job.Stage
@@ -91,7 +91,11 @@ def reprocess_job(job: Job, start: str, **shaping: Any) -> bool:
             "search_index": "",
             **shaping,
         }
-        Meeting.objects.filter(job=fresh).update(sections={}, section_order=[])
+        # The search index is built again too: its step starts from no passages.
+        Meeting.objects.filter(job=fresh).update(
+            sections={}, section_order=[], search_indexed_at=None
+        )
+        Passage.objects.filter(meeting__job=fresh).delete()
         if start == "transcription":
             reset.update(
                 transcript_external_id="",

@@ -60,16 +60,39 @@ def load_transcript(meeting: Meeting) -> Transcript:
     return load_transcript_and_names(meeting)[0]
 
 
+def segment_rows(meeting: Meeting) -> list[Any]:
+    """The meeting's segments in order as plain rows (a one-hour meeting has hundreds):
+    index, start_ms, end_ms, speaker_id, label, name, text. One query; the rows are
+    kept on `meeting` for the next `load_transcript_and_names` of the same object, so
+    the analysis chained after the search index reads the transcript once."""
+    rows = list(_segments(meeting))
+    meeting._segment_rows = rows
+    return rows
+
+
+def _segments(meeting: Meeting) -> Any:
+    return meeting.segments.order_by("index").values_list(
+        "index",
+        "start_ms",
+        "end_ms",
+        "speaker_id",
+        "speaker__label",
+        "speaker__name",
+        "text",
+        named=True,
+    )
+
+
 def load_transcript_and_names(meeting: Meeting) -> tuple[Transcript, dict[str, str]]:
     """The meeting's transcript, and the names given to its speakers' labels, in one query
-    (plain rows, not model instances: a one-hour meeting has hundreds of segments)."""
-    rows = meeting.segments.order_by("index").values_list(
-        "speaker__label", "speaker__name", "start_ms", "end_ms", "text"
-    )
+    (none when `segment_rows` just read them into this object)."""
+    rows = meeting.__dict__.pop("_segment_rows", None)
+    if rows is None:
+        rows = _segments(meeting)
     utterances, names = [], {}
-    for label, name, start_ms, end_ms, text in rows:
-        utterances.append(Utterance(label, start_ms, end_ms, text))
-        names[label] = name
+    for row in rows:
+        utterances.append(Utterance(row.speaker__label, row.start_ms, row.end_ms, row.text))
+        names[row.speaker__label] = row.speaker__name
     transcript = Transcript(
         utterances=utterances, language=meeting.language, duration_seconds=meeting.duration_seconds
     )

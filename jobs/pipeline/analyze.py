@@ -30,6 +30,7 @@ from jobs import shaping
 from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
 from jobs.models import Job
 from jobs.pipeline import answers, checkpoints, chunking
+from jobs.pipeline import index as search_index
 from jobs.providers import get_analyzer
 from jobs.providers.analysis_steps import job_steps, pending_analysis, section_key, step_label
 from jobs.providers.base import AnalysisContext, StepOutput, guarded
@@ -168,6 +169,14 @@ class _AnalysisRun:
         steps_done = len(self.steps) - len(steps)
         progress = 50 + int(35 * (steps_done + done / len(self.chunks)) / len(self.steps))
         progress = max(self.job.progress, progress)
+        if not self.reported_at and len(self.chunks) == 1 and self._follows_index(progress):
+            # One chunk, right after the search index's checkpoint (in this task's
+            # chain, or claimed just now): that write was conditional on the lease,
+            # and "Search index ready" says where the job stands until a step lands
+            # (a longer transcript reports chunk by chunk).
+            self.reported_at = time.monotonic()
+            self.checked = True
+            return
         if self.reported_at and self.job.stage == Job.Stage.ANALYZING:
             # Progress only: no timeline event, and at most about one write a second.
             if time.monotonic() - self.reported_at < PROGRESS_INTERVAL_SECONDS:
@@ -179,6 +188,16 @@ class _AnalysisRun:
             )
         self.reported_at = time.monotonic()
         self.checked = True  # the write was conditional on the lease
+
+    def _follows_index(self, progress: int) -> bool:
+        job = self.job
+        return (
+            job.stage == Job.Stage.ANALYZING
+            and progress == job.progress
+            and not job.analysis_steps_done
+            and not job.analysis_partials
+            and job.message.startswith(search_index.READY_NOTE)
+        )
 
     def execute(self) -> None:
         todo = self._todo()

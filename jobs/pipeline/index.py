@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 DONE, FAILED = "done", "failed"
 DEGRADED_NAME = "search_index"
 OPENING_NOTE = "Indexing the transcript for search"
+READY_NOTE = "Search index ready"
 
 
 def index(job: Job, task_id: str) -> float | None:
@@ -57,14 +58,16 @@ def index(job: Job, task_id: str) -> float | None:
             logger.exception("search index of job %s failed", job.id)
         return _degrade(job, task_id, getattr(exc, "message", f"{type(exc).__name__}: {exc}"))
     # No row lock: the conditional state write rolls the index back if the step lost the job.
+    # The meeting has no passages: they are deleted wherever `search_index` is cleared
+    # (a transcript's save, a reprocess), in the same transaction.
     with transaction.atomic():
-        vectors = embedded.vectors if embedded else None
-        count = passages.replace_index(meeting, items, vectors, embedder.name) if items else 0
-        if not items:
-            passages.remove_index(meeting)
+        count = 0
+        if items:
+            vectors = embedded.vectors
+            count = passages.replace_index(meeting, items, vectors, embedder.name, empty=True)
         update_job(
             job,
-            f"Search index ready: {count} passages",
+            f"{READY_NOTE}: {count} passages",
             holder=task_id,
             search_index=DONE,
             embedding_tokens=job.embedding_tokens + (embedded.tokens if embedded else 0),

@@ -386,8 +386,14 @@ def finalize(job: Job, task_id: str) -> float | None:
     """
     now = timezone.now()
     degraded = [*job.analysis_steps_failed, *search_index.degraded(job)]
+    # In a chain the meeting is in memory as the steps left it (a new transcript's
+    # meeting starts with none degraded): an unchanged list needs no write.
+    known = job._state.fields_cache.get("meeting")
     with transaction.atomic():
-        Meeting.objects.filter(job_id=job.id).update(degraded=degraded, updated_at=now)
+        if known is None or known.degraded != degraded:
+            Meeting.objects.filter(job_id=job.id).update(degraded=degraded, updated_at=now)
+            if known is not None:
+                known.degraded = degraded
         update_job(
             job,
             f"Completed (without {', '.join(degraded)})" if degraded else "Completed",

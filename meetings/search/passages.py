@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import Meeting, Passage
+from ..results import segment_rows
 from .vectors import store, to_bytes
 
 PASSAGE_WORDS = 120
@@ -55,11 +56,8 @@ def drafts(meeting: Meeting) -> list[Draft]:
             )
         )
 
-    # Plain rows, not model instances: a one-hour meeting has hundreds of segments.
-    rows = meeting.segments.order_by("index").values_list(
-        "index", "start_ms", "end_ms", "speaker_id", "text", named=True
-    )
-    for segment in rows:
+    # Plain rows, kept for the analysis that follows (results.segment_rows).
+    for segment in segment_rows(meeting):
         count = len(segment.text.split())
         if group and words + count > PASSAGE_WORDS:
             flush()
@@ -70,9 +68,18 @@ def drafts(meeting: Meeting) -> list[Draft]:
     return out
 
 
-def replace_index(meeting: Meeting, items: list[Draft], vectors: np.ndarray, model: str) -> int:
-    """Store `items` with their unit `vectors` as the meeting's whole index. Call in a transaction."""
-    meeting.passages.all().delete()
+def replace_index(
+    meeting: Meeting, items: list[Draft], vectors: np.ndarray, model: str, *, empty: bool = False
+) -> int:
+    """Store `items` with their unit `vectors` as the meeting's whole index. Call in a transaction.
+
+    `empty`: the caller knows the meeting has no passages (the pipeline's index
+    step: a meeting's passages are deleted whenever its job's `search_index`
+    checkpoint is cleared), so there is nothing to delete first. Were it wrong,
+    the passages' unique (meeting, index) constraint refuses the insert.
+    """
+    if not empty:
+        meeting.passages.all().delete()
     passages = Passage.objects.bulk_create(
         Passage(
             meeting=meeting,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 import jobs.tasks  # registers the step tasks
 from jobs.actions import submit_job
@@ -77,3 +79,22 @@ def test_a_chain_ends_inside_the_shipped_soft_limit(settings):
         + settings.PROVIDER_TIMEOUT_SECONDS
     )
     assert worst < settings.TASK_SOFT_TIME_LIMIT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chain_reuses_what_its_first_step_read(provider_settings, private_broker):
+    # The transcript is read once for the index and the analysis; the index starts
+    # from no passages (the transcript's save deleted them); a meeting that
+    # degraded nothing gets no `degraded` write.
+    with CaptureQueriesContext(connection) as captured:
+        job, _ = run_job(private_broker)
+    assert job.status == Job.Status.COMPLETED, job.error_message
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert len([s for s in sql if s.startswith("SELECT") and 'FROM "meetings_segment"' in s]) == 1
+    assert len([s for s in sql if s.startswith('DELETE FROM "meetings_passage"')]) == 1
+    assert not [s for s in sql if s.startswith('UPDATE "meetings_meeting" SET "degraded"')]
+    assert job.meeting.passages.exists() and job.meeting.degraded == []
+    # One chunk: the index's "Search index ready" stands until the first step lands.
+    messages = list(job.events.order_by("id").values_list("message", flat=True))
+    ready = next(i for i, m in enumerate(messages) if m.startswith("Search index ready"))
+    assert messages[ready + 1].endswith(" ready"), messages
