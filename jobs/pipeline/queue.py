@@ -69,6 +69,12 @@ def enqueue_next(job_id: object, delay: float | None = None, job: Job | None = N
     ).apply_async(countdown=countdown or None, **limits)
 
 
+def enqueue_poll(job_id: object) -> None:
+    """Check on the job's transcript now, outside its poll chain (no `seq`): a
+    completion callback. The poll task drops it if the job is past polling."""
+    current_app.signature(STEP_TASK_NAMES[POLL], args=[str(job_id)]).apply_async()
+
+
 def enqueue_next_on_commit(job_id: object) -> None:
     """Queue the job's next step once the current transaction commits."""
     transaction.on_commit(lambda: enqueue_or_leave_to_sweeper(job_id))

@@ -64,10 +64,10 @@ logger = logging.getLogger(__name__)
 Status, Stage = Job.Status, Job.Stage
 
 
-def callback_token(job: Job) -> str:
+def callback_token(job_id: object) -> str:
     """The secret AssemblyAI sends back with its completion callback for this job."""
     return hmac.new(
-        settings.SECRET_KEY.encode(), f"assemblyai-callback:{job.id}".encode(), "sha256"
+        settings.SECRET_KEY.encode(), f"assemblyai-callback:{job_id}".encode(), "sha256"
     ).hexdigest()
 
 
@@ -251,7 +251,7 @@ def _audio_source(job: Job) -> AudioSource:
     callback_url, header = "", None
     if settings.TRANSCRIPT_CALLBACKS:
         callback_url = f"{settings.PUBLIC_BASE_URL}/hooks/assemblyai/{job.id}/"
-        header = (CALLBACK_HEADER, callback_token(job))
+        header = (CALLBACK_HEADER, callback_token(job.id))
     return AudioSource(
         path=path,
         language=job.language,
