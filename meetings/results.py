@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from meeting_intel.lib.bulk import insert_rows
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 from meetings.transcript import Transcript, Utterance
 
@@ -41,17 +42,14 @@ def save_transcript(job: Any, transcript: Transcript, provider: str) -> Meeting:
     meeting.decisions.all().delete()
     labels = sorted({u.speaker for u in transcript.utterances})
     speakers = Speaker.objects.bulk_create(Speaker(meeting=meeting, label=lb) for lb in labels)
-    by_label = {s.label: s for s in speakers}
-    Segment.objects.bulk_create(
-        Segment(
-            meeting=meeting,
-            speaker=by_label[u.speaker],
-            index=i,
-            start_ms=u.start_ms,
-            end_ms=u.end_ms,
-            text=u.text,
-        )
-        for i, u in enumerate(transcript.utterances)
+    speaker_ids = {s.label: s.id for s in speakers}
+    insert_rows(
+        Segment,
+        ("meeting_id", "speaker_id", "index", "start_ms", "end_ms", "text"),
+        (
+            (meeting.id, speaker_ids[u.speaker], i, int(u.start_ms), int(u.end_ms), u.text)
+            for i, u in enumerate(transcript.utterances)
+        ),
     )
     return meeting
 

@@ -16,11 +16,26 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from meeting_intel.lib.bulk import insert_rows
+
 from ..models import Meeting, Passage
 from ..results import segment_rows
 from .vectors import store, to_bytes
 
 PASSAGE_WORDS = 120
+# A passage's columns, in the order replace_index gives their values.
+PASSAGE_FIELDS = (
+    "meeting_id",
+    "index",
+    "speaker_id",
+    "first_segment",
+    "last_segment",
+    "start_ms",
+    "end_ms",
+    "text",
+    "model",
+    "embedding",
+)
 
 
 @dataclass(frozen=True)
@@ -80,21 +95,23 @@ def replace_index(
     """
     if not empty:
         meeting.passages.all().delete()
-    passages = Passage.objects.bulk_create(
-        Passage(
-            meeting=meeting,
-            index=i,
-            speaker_id=d.speaker_id,
-            first_segment=d.first_segment,
-            last_segment=d.last_segment,
-            start_ms=d.start_ms,
-            end_ms=d.end_ms,
-            text=d.text,
-            model=model,
-            embedding=to_bytes(vectors[i]),
+    rows = [
+        (
+            meeting.id,
+            i,
+            d.speaker_id,
+            d.first_segment,
+            d.last_segment,
+            d.start_ms,
+            d.end_ms,
+            d.text,
+            model,
+            to_bytes(vectors[i]),
         )
         for i, d in enumerate(items)
-    )
+    ]
+    ids = insert_rows(Passage, PASSAGE_FIELDS, rows, returning=("id",))
+    passages = [Passage(id=pk, embedding=row[-1]) for (pk,), row in zip(ids, rows, strict=True)]
     if passages and passages[0].pk is None:  # backends without RETURNING
         passages = list(meeting.passages.all())
     store().written(passages)
