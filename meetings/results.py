@@ -45,11 +45,12 @@ def save_transcript(job: Any, transcript: Transcript, provider: str) -> Meeting:
     speaker_ids = {s.label: s.id for s in speakers}
     insert_rows(
         Segment,
-        ("meeting_id", "speaker_id", "index", "start_ms", "end_ms", "text"),
+        ("speaker_id", "index", "start_ms", "end_ms", "text"),
         (
-            (meeting.id, speaker_ids[u.speaker], i, int(u.start_ms), int(u.end_ms), u.text)
+            (speaker_ids[u.speaker], i, int(u.start_ms), int(u.end_ms), u.text)
             for i, u in enumerate(transcript.utterances)
         ),
+        shared={"meeting_id": meeting.id},
     )
     return meeting
 

@@ -18,7 +18,7 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
 
@@ -32,37 +32,44 @@ def insert_rows(
     fields: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
+    shared: Mapping[str, Any] | None = None,
     returning: Sequence[str] = (),
     using: str = "default",
 ) -> list[tuple[Any, ...]]:
     """INSERT `rows` (values in the order of `fields`, field names or attnames such as
-    ``meeting_id``) into `model`'s table; returns the `returning` fields of each row, in
-    the order the rows were given (empty without `returning`)."""
+    ``meeting_id``) into `model`'s table, each with the `shared` values (by field) too;
+    returns the `returning` fields of each row, in the order the rows were given (empty
+    without `returning`)."""
     connection = connections[using]
     opts = model._meta
     columns = [opts.get_field(name) for name in fields]
+    fixed = [(opts.get_field(name), value) for name, value in (shared or {}).items()]
     if any(isinstance(field, models.JSONField) for field in columns):
         raise TypeError("insert_rows does not insert JSONField values")  # ->> would unquote them
     if connection.vendor != "postgresql":
+        common = {field.attname: value for field, value in fixed}
         objs = model.objects.using(using).bulk_create(
-            model(**{field.attname: value for field, value in zip(columns, row, strict=True)})
+            model(
+                **common,
+                **{field.attname: value for field, value in zip(columns, row, strict=True)},
+            )
             for row in rows
         )
         return [tuple(getattr(obj, name) for name in returning) for obj in objs]
     payload = json.dumps(list(rows), default=_json_value)
     quote = connection.ops.quote_name
-    values = ", ".join(
-        _column_value(f"r->>{i}", field, connection) for i, field in enumerate(columns)
-    )
+    values = ["%s"] * len(fixed)
+    values += [_column_value(f"r->>{i}", field, connection) for i, field in enumerate(columns)]
+    names = ", ".join(quote(f.column) for f in [field for field, _ in fixed] + columns)
     sql = (
-        f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
-        f"SELECT {values} FROM json_array_elements(%s::json) WITH ORDINALITY AS rows(r, n) "
-        "ORDER BY n"
+        f"INSERT INTO {quote(opts.db_table)} ({names}) SELECT {', '.join(values)} "
+        "FROM json_array_elements(%s::json) WITH ORDINALITY AS rows(r, n) ORDER BY n"
     )
     if returning:
         sql += " RETURNING " + ", ".join(quote(opts.get_field(name).column) for name in returning)
+    params = [field.get_db_prep_save(value, connection) for field, value in fixed]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [payload])
+        cursor.execute(sql, [*params, payload])
         return [tuple(row) for row in cursor.fetchall()] if returning else []
 
 

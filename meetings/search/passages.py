@@ -25,7 +25,6 @@ from .vectors import store, to_bytes
 PASSAGE_WORDS = 120
 # A passage's columns, in the order replace_index gives their values.
 PASSAGE_FIELDS = (
-    "meeting_id",
     "index",
     "speaker_id",
     "first_segment",
@@ -97,7 +96,6 @@ def replace_index(
         meeting.passages.all().delete()
     rows = [
         (
-            meeting.id,
             i,
             d.speaker_id,
             d.first_segment,
@@ -110,7 +108,9 @@ def replace_index(
         )
         for i, d in enumerate(items)
     ]
-    ids = insert_rows(Passage, PASSAGE_FIELDS, rows, returning=("id",))
+    ids = insert_rows(
+        Passage, PASSAGE_FIELDS, rows, shared={"meeting_id": meeting.id}, returning=("id",)
+    )
     passages = [Passage(id=pk, embedding=row[-1]) for (pk,), row in zip(ids, rows, strict=True)]
     if passages and passages[0].pk is None:  # backends without RETURNING
         passages = list(meeting.passages.all())

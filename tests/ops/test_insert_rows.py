@@ -20,22 +20,24 @@ def _meeting() -> tuple[Meeting, Speaker]:
 
 def test_it_stores_every_value_and_returns_ids_in_the_order_given() -> None:
     meeting, speaker = _meeting()
-    fields = ("meeting_id", "index", "speaker_id", "first_segment", "last_segment")
-    fields += ("start_ms", "end_ms", "text", "model", "embedding")
+    fields = ("index", "speaker_id", "first_segment", "last_segment", "start_ms", "end_ms")
+    fields += ("text", "model", "embedding")
     rows = [
-        (meeting.id, 2, speaker.id, 4, 5, 40, 50, 'quotes " \\ and ünïcode', "m", b"\x00\xff\x10"),
-        (meeting.id, 0, None, 0, 3, 0, 30, "", "m", b""),
-        (meeting.id, 1, speaker.id, 4, 4, 40, 41, "line\nbreak", "m", bytes(range(256))),
+        (2, speaker.id, 4, 5, 40, 50, 'quotes " \\ and ünïcode', "m", b"\x00\xff\x10"),
+        (0, None, 0, 3, 0, 30, "", "m", b""),
+        (1, speaker.id, 4, 4, 40, 41, "line\nbreak", "m", bytes(range(256))),
     ]
 
     with CaptureQueriesContext(connection) as captured:
-        ids = insert_rows(Passage, fields, rows, returning=("id", "index"))
+        ids = insert_rows(
+            Passage, fields, rows, shared={"meeting_id": meeting.id}, returning=("id", "index")
+        )
 
     assert len(captured) == 1
     assert [index for _, index in ids] == [2, 0, 1]
     for (pk, _), row in zip(ids, rows, strict=True):
-        stored = Passage.objects.values_list(*fields).get(id=pk)
-        assert (*stored[:-1], bytes(stored[-1])) == row
+        stored = Passage.objects.values_list("meeting_id", *fields).get(id=pk)
+        assert (*stored[:-1], bytes(stored[-1])) == (meeting.id, *row)
 
 
 def test_it_inserts_nothing_for_no_rows() -> None:
