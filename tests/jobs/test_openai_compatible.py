@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.errors import PermanentError
-from jobs.providers.openai.chat import OpenAIAnalyzer
+from jobs.errors import PermanentError, TransientError
+from jobs.providers.base import StepOutput
+from jobs.providers.openai.chat import Choice, OpenAIAnalyzer, _first_choice
 from meetings.transcript import Transcript, Utterance
 
 TRANSCRIPT = Transcript([Utterance("A", 0, 1000, "We decided to ship on Monday.")])
@@ -59,3 +60,22 @@ def test_a_server_without_strict_schemas_gets_the_schema_in_the_prompt(analyzer,
     for request in answered:  # the analyzer remembers: no second strict attempt
         assert "response_format" not in request
         assert "matching this schema" in request["messages"][0]["content"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'{"choices": []}', b'{"choices": [{"message": {"content": 3}}]}'],
+)
+def test_a_completion_of_another_shape_is_the_providers_fault(body) -> None:
+    with pytest.raises(TransientError) as failed:
+        _first_choice(body, StepOutput(data={}))
+    assert failed.value.code == "provider_unavailable"
+
+
+def test_a_completions_usage_is_counted() -> None:
+    output = StepOutput(data={})
+    body = b'{"choices": [{"message": {"content": "{}"}, "finish_reason": "stop"}],'
+    body += b' "usage": {"prompt_tokens": 7, "completion_tokens": 3}}'
+
+    assert _first_choice(body, output) == Choice(content="{}", refusal=None, finish_reason="stop")
+    assert (output.prompt_tokens, output.completion_tokens) == (7, 3)

@@ -1,4 +1,5 @@
-"""Analysis through the official OpenAI SDK with Structured Outputs.
+"""Analysis through the official OpenAI SDK (its client's ``POST /chat/completions``)
+with Structured Outputs.
 
 The SDK's own retries are off: retry policy lives in the pipeline, which
 honours `Retry-After` beyond the SDK's 120-second ceiling without holding a
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import openai
 from django.conf import settings
 from pydantic import ValidationError
 
-from jobs.errors import PermanentError
+from jobs.errors import PermanentError, TransientError
 from jobs.providers import analysis_steps as analysis
 from jobs.providers.base import NO_CONTEXT, AnalysisContext, StepOutput
 from jobs.providers.openai.client import client
@@ -70,12 +73,10 @@ class OpenAIAnalyzer:
                     },
                 ]
             choice = self._complete(step, schema, messages, output)
-            if choice.message.refusal:
-                raise PermanentError("analysis_refused", choice.message.refusal)
+            if choice.refusal:
+                raise PermanentError("analysis_refused", choice.refusal)
             try:
-                output.data = analysis.validate(
-                    step, repair_json(choice.message.content or ""), context
-                )
+                output.data = analysis.validate(step, repair_json(choice.content or ""), context)
                 return output
             except (ValidationError, ValueError) as exc:
                 cut = choice.finish_reason == "length"
@@ -89,7 +90,7 @@ class OpenAIAnalyzer:
 
     def _complete(
         self, step: str, schema: dict[str, Any], messages: list[dict], output: StepOutput
-    ) -> Any:
+    ) -> Choice:
         """One chat completion, in the strict schema where the server supports it.
 
         A server that rejects `json_schema` (some compatible servers do) is asked
@@ -115,7 +116,10 @@ class OpenAIAnalyzer:
                 *messages[1:],
             ]
         try:
-            completion = self._client.chat.completions.create(**kwargs)
+            # The client's own POST (the SDK's way to an endpoint as is): the
+            # resource's create() walks the request against its type hints and
+            # builds a typed model of the answer, most of a call's CPU here.
+            response = self._client.post("/chat/completions", body=kwargs, cast_to=httpx2.Response)
         except openai.BadRequestError as exc:
             if self._strict_schema and "response_format" in f"{exc.param} {exc}":
                 self._strict_schema = False
@@ -123,10 +127,49 @@ class OpenAIAnalyzer:
             raise translate(exc, "analysis_rejected") from exc
         except openai.APIError as exc:
             raise translate(exc, "analysis_rejected") from exc
-        if completion.usage:
-            output.prompt_tokens += completion.usage.prompt_tokens
-            output.completion_tokens += completion.usage.completion_tokens
-        return completion.choices[0]
+        return _first_choice(response.content, output)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the pipeline reads of a completion's first choice."""
+
+    content: str | None
+    refusal: str | None
+    finish_reason: str | None
+
+
+def _first_choice(content: bytes, output: StepOutput) -> Choice:
+    """The first choice of a chat completion's JSON; its usage is added to `output`.
+
+    A body of another shape is the provider's fault (transient, like an answer
+    the SDK cannot read).
+    """
+    try:
+        body = json.loads(content)
+        usage = body.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+        first = body["choices"][0]
+        message = first.get("message") or {}
+        choice = Choice(
+            content=_text_or_none(message.get("content")),
+            refusal=_text_or_none(message.get("refusal")),
+            finish_reason=_text_or_none(first.get("finish_reason")),
+        )
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise TransientError(
+            "provider_unavailable", f"OpenAI returned a malformed chat completion: {exc}"
+        ) from exc
+    output.prompt_tokens += prompt_tokens
+    output.completion_tokens += completion_tokens
+    return choice
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
 def repair_json(text: str) -> str:
