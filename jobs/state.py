@@ -239,10 +239,31 @@ def claim(job: Job, holder: str, note: str = "") -> Job | None:
     result is built in memory. The same token finding its own lease means the
     message was delivered again after its worker died: that is counted, and
     past JOB_MAX_REDELIVERIES the job fails instead of looping forever.
+    (On PostgreSQL a step task reads and claims in one statement instead:
+    jobs.step_claim, with the same semantics.)
     """
     now = timezone.now()
-    redelivered = job.lease_task == holder
+    fields, starting, redelivered = claim_fields(job, holder, note, now)
     free = Q(lease_task="") | Q(lease_expires__lt=now) | _same_task(holder)
+    if redelivered:
+        fields["redeliveries"] = F("redeliveries") + 1
+    rows = Job.objects.filter(id=job.id, status__in=Job.ACTIVE).filter(free)
+    # A run that starts records its first timeline line in the claim's statement.
+    recorded = starting and not redelivered
+    if recorded:
+        updated = write_with_event(rows, fields, start_event(job, fields))
+    else:
+        updated = rows.update(**fields)
+    if updated != 1:
+        return None
+    return claimed(job, fields, redelivered, starting, recorded, bool(note))
+
+
+def claim_fields(
+    job: Job, holder: str, note: str, now: datetime
+) -> tuple[dict[str, Any], bool, bool]:
+    """What a claim of `job` (the row as it was) writes, whether it starts a run,
+    and whether it is a redelivery (the holder finds its own lease)."""
     fields: dict[str, Any] = {
         "lease_task": holder,
         "lease_expires": now + timedelta(seconds=lease_seconds()),
@@ -258,25 +279,31 @@ def claim(job: Job, holder: str, note: str = "") -> Job | None:
         fields["message"] = f"Attempt {fields['attempts']} started"
     elif note:
         fields["message"] = note[:300]
-    if redelivered:
-        fields["redeliveries"] = F("redeliveries") + 1
-    rows = Job.objects.filter(id=job.id, status__in=Job.ACTIVE).filter(free)
-    # A run that starts records its first timeline line in the claim's statement.
-    recorded = starting and not redelivered
-    if recorded:
-        event = JobEvent(
-            job=job,
-            status=Status.PROCESSING,
-            stage=job.stage,
-            progress=job.progress,
-            attempt=fields["attempts"],
-            message=fields["message"],
-        )
-        updated = write_with_event(rows, fields, event)
-    else:
-        updated = rows.update(**fields)
-    if updated != 1:
-        return None
+    return fields, starting, job.lease_task == holder
+
+
+def start_event(job: Job, fields: dict[str, Any]) -> JobEvent:
+    """The timeline line of a run that a claim starts."""
+    return JobEvent(
+        job=job,
+        status=Status.PROCESSING,
+        stage=job.stage,
+        progress=job.progress,
+        attempt=fields["attempts"],
+        message=fields["message"],
+    )
+
+
+def claimed(
+    job: Job,
+    fields: dict[str, Any],
+    redelivered: bool,
+    starting: bool,
+    recorded: bool,
+    noted: bool,
+) -> Job | None:
+    """After a claim's statement landed: the row in memory follows it, and the
+    redelivery limit, the first line of a run not recorded yet and the broadcast."""
     fields["redeliveries"] = job.redeliveries + (1 if redelivered else 0)
     for name, value in fields.items():
         setattr(job, name, value)
@@ -290,7 +317,7 @@ def claim(job: Job, holder: str, note: str = "") -> Job | None:
         return None
     if starting and not recorded:
         record_event(job, job.message)
-    if starting or note:
+    if starting or noted:
         broadcast_row_after_commit(job)
     return job
 

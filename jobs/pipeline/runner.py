@@ -45,7 +45,6 @@ from jobs.providers.base import AudioSource, guarded
 from jobs.signals import job_finished, job_read
 from jobs.state import (
     TRANSCRIPTION_SLOTS,
-    claim,
     fail_job,
     fence_after_write,
     lease_holder,
@@ -55,6 +54,7 @@ from jobs.state import (
     touch,
     update_job,
 )
+from jobs.step_claim import read_for_step
 from meetings import results as meeting_services
 from meetings.models import Meeting
 from meetings.transcript import Transcript
@@ -101,18 +101,23 @@ def run_step(
     backoff, without using up JOB_MAX_RETRIES or counting as a redelivery
     (`celery_retries` is part of the lease token).
     """
-    job = Job.objects.filter(id=job_id).first()
+    holder = lease_holder(task_id, celery_retries)
+    # On PostgreSQL the read claims the job too when the step is due (one statement).
+    read = read_for_step(job_id, step, holder, OPENING_NOTES.get(step, ""), seq)
+    job = read.job
     if job is None:
         return None, job
     job_read.send(sender=Job, job=job)
     if next_step(job) != step:
+        read.give_back()
         return None, job
     if step == POLL and seq is not None and seq != job.transcript_polls:
+        read.give_back()
         return None, job  # an older poll chain; the current one carries on
     if job.next_attempt_at and job.next_attempt_at > timezone.now():
+        read.give_back()
         return (job.next_attempt_at - timezone.now()).total_seconds(), job
-    holder = lease_holder(task_id, celery_retries)
-    if claim(job, holder, OPENING_NOTES.get(step, "")) is None:
+    if read.claim() is None:
         return None, None
     leases.hold(holder)
     try:

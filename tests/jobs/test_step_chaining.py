@@ -13,6 +13,7 @@ from jobs.actions import submit_job
 from jobs.models import Job
 from jobs.pipeline import runner
 from jobs.pipeline.steps import next_step
+from jobs.step_claim import StepRead
 from tests.conftest import SAMPLE_AUDIO
 from tests.support.broker import run_queued
 
@@ -41,17 +42,17 @@ def test_a_chain_holds_one_lease_from_index_to_finalize(
 ):
     # No release, read or claim between chained steps; finalize's own write gives the lease back.
     seen: list[tuple[str, str | None]] = []
-    claim, release = runner.claim, runner.release
+    claim, release = StepRead.claim, runner.release
 
-    def claiming(job, holder, *args, **kwargs):
-        seen.append(("claim", next_step(job)))
-        return claim(job, holder, *args, **kwargs)
+    def claiming(read):
+        seen.append(("claim", next_step(read.job)))
+        return claim(read)
 
     def releasing(job, *args, **kwargs):
         seen.append(("release", next_step(job)))
         return release(job, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "claim", claiming)
+    monkeypatch.setattr(StepRead, "claim", claiming)
     monkeypatch.setattr(runner, "release", releasing)
     job, _ = run_job(private_broker)
     assert job.status == Job.Status.COMPLETED, job.error_message
