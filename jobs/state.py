@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.signals import post_save
-from django.db.models.sql import UpdateQuery
+from django.db.models.sql import DeleteQuery, UpdateQuery
 from django.utils import timezone
 
 from jobs.broadcast import broadcast_job, broadcast_status, status_event
@@ -64,7 +64,15 @@ def record_event(job: Job, message: str) -> None:
 _EVENT_FIELDS = ("status", "stage", "progress", "attempts")
 
 
-def write_with_event(rows: QuerySet[Job], fields: dict[str, Any], event: JobEvent) -> int:
+# A write that rides on a job's state write: an UPDATE of the rows with these
+# values, or their DELETE (None: Django's raw delete, so only of rows nothing
+# refers to and no signal watches). See `write_with_event`.
+Write = tuple[QuerySet[Any], dict[str, Any] | None]
+
+
+def write_with_event(
+    rows: QuerySet[Job], fields: dict[str, Any], event: JobEvent, also: Sequence[Write] = ()
+) -> int:
     """UPDATE `rows` (one job) with `fields` and, if it matched, INSERT `event`: one statement.
 
     Returns the rows updated. On PostgreSQL the UPDATE is a data-modifying
@@ -73,6 +81,13 @@ def write_with_event(rows: QuerySet[Job], fields: dict[str, Any], event: JobEven
     nothing. The event's `post_save` is sent as if it had been saved (the ops
     wiring logs transitions on it). Elsewhere, or when a field of the event
     comes from an SQL expression, it is the UPDATE and then the INSERT.
+
+    `also`: writes of a step's results that land only with the job's write (a
+    meeting's summary, the rows a step replaces): on PostgreSQL more CTEs of
+    the same statement, each conditional on the job's UPDATE having matched;
+    elsewhere, statements of their own after it. Hand-written SQL, since
+    Django composes no statement of several writes; each piece is Django's own
+    compiled UPDATE or DELETE.
     """
     connection = connections[rows.db]
     if connection.vendor != "postgresql" or any(
@@ -82,6 +97,11 @@ def write_with_event(rows: QuerySet[Job], fields: dict[str, Any], event: JobEven
             updated = rows.update(**fields)
             if updated == 1:
                 event.save(using=rows.db)
+                for queryset, values in also:
+                    if values is None:
+                        queryset._raw_delete(queryset.db)
+                    else:
+                        queryset.update(**values)
         return updated
     query = rows.query.chain(UpdateQuery)
     query.add_update_values(fields)
@@ -89,15 +109,20 @@ def write_with_event(rows: QuerySet[Job], fields: dict[str, Any], event: JobEven
     table, pk = connection.ops.quote_name(Job._meta.db_table), Job._meta.pk.column
     columns = ("job_id", "created_at", "status", "stage", "progress", "attempt", "message")
     values = [getattr(event, name) for name in columns[1:]]
+    riders, rider_params = [], []
+    for i, (queryset, changes) in enumerate(also):
+        rider_sql, params = _rider(queryset, changes)
+        riders.append(f', "also{i}" AS ({rider_sql})')
+        rider_params.extend(params)
     sql = (
-        f'WITH "updated" AS ({update_sql} RETURNING {table}."{pk}") '
+        f'WITH "updated" AS ({update_sql} RETURNING {table}."{pk}"){"".join(riders)} '
         f"INSERT INTO {connection.ops.quote_name(JobEvent._meta.db_table)} "
         f"({', '.join(columns)}) "
         f'SELECT "updated"."{pk}", {", ".join(["%s"] * len(values))} FROM "updated" '
         'RETURNING "id"'
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, (*update_params, *values))
+        cursor.execute(sql, (*update_params, *rider_params, *values))
         row = cursor.fetchone()
     if row is None:
         return 0
@@ -107,6 +132,19 @@ def write_with_event(rows: QuerySet[Job], fields: dict[str, Any], event: JobEven
         sender=JobEvent, instance=event, created=True, update_fields=None, raw=False, using=rows.db
     )
     return 1
+
+
+def _rider(queryset: QuerySet[Any], values: dict[str, Any] | None) -> tuple[str, tuple]:
+    """Django's UPDATE (or DELETE) of `queryset`, made conditional on the "updated" CTE."""
+    query = queryset.query.chain(DeleteQuery if values is None else UpdateQuery)
+    compiler = query.get_compiler(queryset.db)
+    if values is not None:
+        query.add_update_values(values)
+        compiler.pre_sql_setup()  # a filter across a relation becomes `pk IN (…)`
+    sql, params = compiler.as_sql()
+    head, where, condition = sql.partition(" WHERE ")
+    assert where, f"a rider must be filtered: {sql}"
+    return f'{head} WHERE EXISTS (SELECT 1 FROM "updated") AND ({condition})', tuple(params)
 
 
 def broadcast_after_commit(job_id: object) -> None:
@@ -119,7 +157,14 @@ def broadcast_row_after_commit(job: Job) -> None:
     transaction.on_commit(lambda: broadcast_status(event))
 
 
-def update_job(job: Job, message: str = "", *, holder: str | None = None, **fields: Any) -> Job:
+def update_job(
+    job: Job,
+    message: str = "",
+    *,
+    holder: str | None = None,
+    also: Sequence[Write] = (),
+    **fields: Any,
+) -> Job:
     """Set fields on a job, record the change, and broadcast it.
 
     With `holder` (the lease token of the step making the change) the write
@@ -127,7 +172,8 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
     lease and the job is processing, else JobLost is raised and nothing is
     written. One UPDATE and one JobEvent, inside the caller's transaction
     when there is one; the broadcast is built from the row in memory.
-    `message` becomes the job's last message and the event's text.
+    `message` becomes the job's last message and the event's text. `also`:
+    writes of the step's results that land with it (see `write_with_event`).
     """
     if "stage" in fields and "progress" not in fields:
         fields["progress"] = max(STAGE_PROGRESS[fields["stage"]], job.progress)
@@ -153,7 +199,7 @@ def update_job(job: Job, message: str = "", *, holder: str | None = None, **fiel
         attempt=after["attempts"],
         message=(message or f"{after['status']}/{after['stage']}")[:500],
     )
-    if write_with_event(rows, fields, event) != 1 and holder is not None:
+    if write_with_event(rows, fields, event, also) != 1 and holder is not None:
         raise JobLost(str(job.id))
     for name, value in fields.items():
         setattr(job, name, value)

@@ -6,9 +6,12 @@ again (a retry, a redelivery, a reprocess) never duplicates anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from meeting_intel.lib.bulk import insert_rows
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
@@ -146,20 +149,45 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[
     `also`: further meeting fields, set in memory, written in the same UPDATE
     when the step writes the meeting's row (the summary's does).
     """
+    writes, insert = step_writes(meeting, step, data, also)
+    for rows, values in writes:
+        if values is None:
+            rows.delete()
+        else:
+            rows.update(**values)
+    insert()
+
+
+Write = tuple[QuerySet[Any], dict[str, Any] | None]
+
+
+def step_writes(
+    meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[str] = ()
+) -> tuple[list[Write], Callable[[], None]]:
+    """One analysis step's answer as writes: the UPDATEs and DELETEs (values None)
+    of the rows it replaces, which a caller may send inside another statement,
+    then a function that INSERTs its new rows. The meeting in memory follows.
+
+    `also`: as for `save_step`.
+    """
+    writes: list[Write] = []
+    new_rows: list[Any] = []
     if step == "speaker_names":
         for entry in data["speakers"]:
             name = (entry.get("name") or "").strip()[:120]
             if name:
                 # A name a person gave stays: the analysis only names the others.
-                meeting.speakers.filter(label=entry["label"], renamed_at__isnull=True).update(
-                    name=name
-                )
+                rows = meeting.speakers.filter(label=entry["label"], renamed_at__isnull=True)
+                writes.append((rows, {"name": name}))
     elif step == "summary":
         meeting.summary = data["summary"].strip()
-        meeting.save(update_fields=["summary", *also, "updated_at"])
+        meeting.updated_at = timezone.now()
+        fields = ["summary", *also, "updated_at"]
+        row = Meeting.objects.filter(pk=meeting.pk)
+        writes.append((row, {name: getattr(meeting, name) for name in fields}))
     elif step == "action_items":
-        meeting.action_items.all().delete()
-        ActionItem.objects.bulk_create(
+        writes.append((meeting.action_items.all(), None))
+        new_rows = [
             ActionItem(
                 meeting=meeting,
                 index=i,
@@ -171,10 +199,10 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[
             )
             for i, item in enumerate(data["action_items"])
             if item["text"].strip()
-        )
+        ]
     elif step == "decisions":
-        meeting.decisions.all().delete()
-        Decision.objects.bulk_create(
+        writes.append((meeting.decisions.all(), None))
+        new_rows = [
             Decision(
                 meeting=meeting,
                 index=i,
@@ -183,6 +211,12 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[
             )
             for i, item in enumerate(data["decisions"])
             if item["text"].strip()
-        )
+        ]
     else:
         raise ValueError(f"unknown analysis step {step!r}")
+
+    def insert() -> None:
+        if new_rows:
+            type(new_rows[0]).objects.bulk_create(new_rows)
+
+    return writes, insert

@@ -314,8 +314,11 @@ class _AnalysisRun:
                 self.provider_unsaved = True
             also = self._provider_fields(step)
             key = section_key(step)
+            # A built-in step's updates and deletes ride in the checkpoint's own
+            # statement (conditional on its lease); its new rows follow it.
+            writes, insert = [], None
             if key is None:
-                meeting_services.save_step(meeting, step, data, also)
+                writes, insert = meeting_services.step_writes(meeting, step, data, also)
             else:
                 meeting_services.save_section(
                     meeting,
@@ -330,12 +333,15 @@ class _AnalysisRun:
                 job,
                 f"{step_label(step)} ready",
                 holder=self.task_id,
+                also=writes,
                 analysis_steps_done=done,
                 progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
                 analysis_partials={k: v for k, v in job.analysis_partials.items() if k != step},
                 prompt_tokens=job.prompt_tokens + tokens[0],
                 completion_tokens=job.completion_tokens + tokens[1],
             )
+            if insert is not None:
+                insert()
         if also:
             self.provider_unsaved = False
 

@@ -14,12 +14,14 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError, TransientError
 from jobs.models import Job
 from jobs.providers import get_embedder
 from jobs.providers.base import guarded
 from jobs.state import fence_after_write, touch, update_job
+from meetings.models import Meeting
 from meetings.search import passages
 
 logger = logging.getLogger(__name__)
@@ -59,16 +61,27 @@ def index(job: Job, task_id: str) -> float | None:
         return _degrade(job, task_id, getattr(exc, "message", f"{type(exc).__name__}: {exc}"))
     # No row lock: the conditional state write rolls the index back if the step lost the job.
     # The meeting has no passages: they are deleted wherever `search_index` is cleared
-    # (a transcript's save, a reprocess), in the same transaction.
+    # (a transcript's save, a reprocess), in the same transaction. The meeting's
+    # `search_indexed_at` stamp rides in the checkpoint's statement.
     with transaction.atomic():
-        count = 0
+        count, stamp = 0, []
         if items:
-            vectors = embedded.vectors
-            count = passages.replace_index(meeting, items, vectors, embedder.name, empty=True)
+            count = passages.insert_index(meeting, items, embedded.vectors, embedder.name)
+            meeting.search_indexed_at = meeting.updated_at = timezone.now()
+            stamp = [
+                (
+                    Meeting.objects.filter(pk=meeting.pk),
+                    {
+                        "search_indexed_at": meeting.search_indexed_at,
+                        "updated_at": meeting.updated_at,
+                    },
+                )
+            ]
         update_job(
             job,
             f"{READY_NOTE}: {count} passages",
             holder=task_id,
+            also=stamp,
             search_index=DONE,
             embedding_tokens=job.embedding_tokens + (embedded.tokens if embedded else 0),
         )

@@ -82,18 +82,23 @@ def drafts(meeting: Meeting) -> list[Draft]:
     return out
 
 
-def replace_index(
-    meeting: Meeting, items: list[Draft], vectors: np.ndarray, model: str, *, empty: bool = False
-) -> int:
-    """Store `items` with their unit `vectors` as the meeting's whole index. Call in a transaction.
+def replace_index(meeting: Meeting, items: list[Draft], vectors: np.ndarray, model: str) -> int:
+    """Store `items` with their unit `vectors` as the meeting's whole index. Call in a transaction."""
+    meeting.passages.all().delete()
+    count = insert_index(meeting, items, vectors, model)
+    meeting.search_indexed_at = timezone.now()
+    meeting.save(update_fields=["search_indexed_at", "updated_at"])
+    return count
 
-    `empty`: the caller knows the meeting has no passages (the pipeline's index
-    step: a meeting's passages are deleted whenever its job's `search_index`
-    checkpoint is cleared), so there is nothing to delete first. Were it wrong,
-    the passages' unique (meeting, index) constraint refuses the insert.
+
+def insert_index(meeting: Meeting, items: list[Draft], vectors: np.ndarray, model: str) -> int:
+    """Add `items` with their unit `vectors` to a meeting that has no passages, and
+    return how many; the caller stamps `search_indexed_at`. Call in a transaction.
+
+    The pipeline's index step uses it directly: a meeting's passages are deleted
+    wherever its job's `search_index` checkpoint is cleared, and were one left,
+    the passages' unique (meeting, index) constraint would refuse the insert.
     """
-    if not empty:
-        meeting.passages.all().delete()
     rows = [
         (
             i,
@@ -115,8 +120,6 @@ def replace_index(
     if passages and passages[0].pk is None:  # backends without RETURNING
         passages = list(meeting.passages.all())
     store().written(passages)
-    meeting.search_indexed_at = timezone.now()
-    meeting.save(update_fields=["search_indexed_at", "updated_at"])
     return len(passages)
 
 

@@ -19,6 +19,7 @@ from jobs.errors import JobLost
 from jobs.models import Job, JobEvent
 from jobs.pipeline.checkpoints import save_chunk_answer
 from jobs.state import update_job
+from meetings.models import Decision, Meeting
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +76,42 @@ def test_a_state_write_that_lost_its_lease_records_no_event(running: Job) -> Non
         update_job(running, "Summary ready", holder="another-task", progress=60)
     assert not JobEvent.objects.filter(job=running).exists()
     assert Job.objects.get(id=running.id).progress == 0
+
+
+def _meeting_with_decision(job: Job) -> Meeting:
+    meeting = Meeting.objects.create(job=job, title="m", summary="old")
+    Decision.objects.create(meeting=meeting, index=0, text="Old decision")
+    return meeting
+
+
+def _riders(meeting: Meeting) -> list:
+    return [
+        (Meeting.objects.filter(pk=meeting.pk), {"summary": "new"}),
+        (meeting.decisions.all(), None),
+    ]
+
+
+def test_a_steps_results_ride_in_its_state_write(running: Job) -> None:
+    meeting = _meeting_with_decision(running)
+    with CaptureQueriesContext(connection) as captured:
+        update_job(running, "Summary ready", holder=HOLDER, also=_riders(meeting), progress=60)
+    sql = statements(captured)
+    if connection.vendor == "postgresql":
+        assert len(sql) == 1, sql
+        assert 'UPDATE "meetings_meeting"' in sql[0] and 'DELETE FROM "meetings_decision"' in sql[0]
+    stored = Meeting.objects.get(pk=meeting.pk)
+    assert stored.summary == "new" and not stored.decisions.exists()
+    assert Job.objects.get(id=running.id).progress == 60
+
+
+def test_results_riding_on_a_write_that_lost_its_lease_change_nothing(running: Job) -> None:
+    # Outside any transaction: on PostgreSQL each rider is conditional on the job's UPDATE.
+    meeting = _meeting_with_decision(running)
+    with pytest.raises(JobLost):
+        update_job(running, "Summary ready", holder="another-task", also=_riders(meeting))
+    stored = Meeting.objects.get(pk=meeting.pk)
+    assert stored.summary == "old" and stored.decisions.count() == 1
+    assert not JobEvent.objects.filter(job=running).exists()
 
 
 def test_a_chunk_answer_is_checkpointed_in_one_statement_without_a_lock(running: Job) -> None:
