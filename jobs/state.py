@@ -29,6 +29,7 @@ from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
 from jobs.signals import job_finished, stage_ended
 from jobs.usage import live_usage
+from meeting_intel.lib.bulk import Rows, insert_rows, insert_sql
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ _EVENT_FIELDS = ("status", "stage", "progress", "attempts")
 
 # A write that rides on a job's state write: an UPDATE of the rows with these
 # values, or their DELETE (None: Django's raw delete, so only of rows nothing
-# refers to and no signal watches). See `write_with_event`.
-Write = tuple[QuerySet[Any], dict[str, Any] | None]
+# refers to and no signal watches), or new rows. See `write_with_event`.
+Write = tuple[QuerySet[Any], dict[str, Any] | None] | Rows
 
 
 def write_with_event(
@@ -97,11 +98,8 @@ def write_with_event(
             updated = rows.update(**fields)
             if updated == 1:
                 event.save(using=rows.db)
-                for queryset, values in also:
-                    if values is None:
-                        queryset._raw_delete(queryset.db)
-                    else:
-                        queryset.update(**values)
+                for write in also:
+                    _write(write, rows.db)
         return updated
     query = rows.query.chain(UpdateQuery)
     query.add_update_values(fields)
@@ -110,8 +108,8 @@ def write_with_event(
     columns = ("job_id", "created_at", "status", "stage", "progress", "attempt", "message")
     values = [getattr(event, name) for name in columns[1:]]
     riders, rider_params = [], []
-    for i, (queryset, changes) in enumerate(also):
-        rider_sql, params = _rider(queryset, changes)
+    for i, write in enumerate(also):
+        rider_sql, params = _rider(write, rows.db)
         riders.append(f', "also{i}" AS ({rider_sql})')
         rider_params.extend(params)
     sql = (
@@ -134,8 +132,25 @@ def write_with_event(
     return 1
 
 
-def _rider(queryset: QuerySet[Any], values: dict[str, Any] | None) -> tuple[str, tuple]:
-    """Django's UPDATE (or DELETE) of `queryset`, made conditional on the "updated" CTE."""
+def _write(write: Write, using: str) -> None:
+    if isinstance(write, Rows):
+        insert_rows(write.model, write.fields, write.rows, shared=write.shared, using=using)
+        return
+    queryset, values = write
+    if values is None:
+        queryset._raw_delete(queryset.db)
+    else:
+        queryset.update(**values)
+
+
+def _rider(write: Write, using: str) -> tuple[str, tuple]:
+    """The SQL of `write` (Django's UPDATE or DELETE, or the rows' INSERT), made
+    conditional on the "updated" CTE."""
+    matched = 'EXISTS (SELECT 1 FROM "updated")'
+    if isinstance(write, Rows):
+        sql, params = insert_sql(write, where=matched, using=using)
+        return sql, tuple(params)
+    queryset, values = write
     query = queryset.query.chain(DeleteQuery if values is None else UpdateQuery)
     compiler = query.get_compiler(queryset.db)
     if values is not None:
@@ -144,7 +159,7 @@ def _rider(queryset: QuerySet[Any], values: dict[str, Any] | None) -> tuple[str,
     sql, params = compiler.as_sql()
     head, where, condition = sql.partition(" WHERE ")
     assert where, f"a rider must be filtered: {sql}"
-    return f'{head} WHERE EXISTS (SELECT 1 FROM "updated") AND ({condition})', tuple(params)
+    return f"{head} WHERE {matched} AND ({condition})", tuple(params)
 
 
 def broadcast_after_commit(job_id: object) -> None:

@@ -6,14 +6,14 @@ again (a retry, a redelivery, a reprocess) never duplicates anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from meeting_intel.lib.bulk import insert_rows
+from meeting_intel.lib.bulk import Rows, insert_rows
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 from meetings.transcript import Transcript, Utterance
 
@@ -149,29 +149,29 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[
     `also`: further meeting fields, set in memory, written in the same UPDATE
     when the step writes the meeting's row (the summary's does).
     """
-    writes, insert = step_writes(meeting, step, data, also)
-    for rows, values in writes:
-        if values is None:
-            rows.delete()
+    for write in step_writes(meeting, step, data, also):
+        if isinstance(write, Rows):
+            insert_rows(write.model, write.fields, write.rows, shared=write.shared)
+        elif write[1] is None:
+            write[0].delete()
         else:
-            rows.update(**values)
-    insert()
+            write[0].update(**write[1])
 
 
-Write = tuple[QuerySet[Any], dict[str, Any] | None]
+# An UPDATE of some rows with these values, their DELETE (None), or new rows.
+Write = tuple[QuerySet[Any], dict[str, Any] | None] | Rows
 
 
 def step_writes(
     meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[str] = ()
-) -> tuple[list[Write], Callable[[], None]]:
-    """One analysis step's answer as writes: the UPDATEs and DELETEs (values None)
-    of the rows it replaces, which a caller may send inside another statement,
-    then a function that INSERTs its new rows. The meeting in memory follows.
+) -> list[Write]:
+    """One analysis step's answer as its writes, in order: the rows it replaces go,
+    the new ones come. A caller may send them inside another statement (see
+    ``jobs.state.write_with_event``). The meeting in memory follows.
 
     `also`: as for `save_step`.
     """
     writes: list[Write] = []
-    new_rows: list[Any] = []
     if step == "speaker_names":
         for entry in data["speakers"]:
             name = (entry.get("name") or "").strip()[:120]
@@ -187,36 +187,40 @@ def step_writes(
         writes.append((row, {name: getattr(meeting, name) for name in fields}))
     elif step == "action_items":
         writes.append((meeting.action_items.all(), None))
-        new_rows = [
-            ActionItem(
-                meeting=meeting,
-                index=i,
-                text=item["text"].strip(),
-                owner=(item.get("owner") or "").strip()[:120],
-                owner_label=(item.get("owner_label") or "")[:16],
-                due_date=_parse_date(item.get("due_date")),
-                source_start_ms=_non_negative(item.get("source_start_ms")),
+        items = [
+            (
+                i,
+                item["text"].strip(),
+                (item.get("owner") or "").strip()[:120],
+                (item.get("owner_label") or "")[:16],
+                _parse_date(item.get("due_date")),
+                _non_negative(item.get("source_start_ms")),
             )
             for i, item in enumerate(data["action_items"])
             if item["text"].strip()
         ]
+        if items:
+            writes.append(Rows(ActionItem, ACTION_ITEM_FIELDS, items, {"meeting_id": meeting.id}))
     elif step == "decisions":
         writes.append((meeting.decisions.all(), None))
-        new_rows = [
-            Decision(
-                meeting=meeting,
-                index=i,
-                text=item["text"].strip(),
-                source_start_ms=_non_negative(item.get("source_start_ms")),
-            )
+        decisions = [
+            (i, item["text"].strip(), _non_negative(item.get("source_start_ms")))
             for i, item in enumerate(data["decisions"])
             if item["text"].strip()
         ]
+        if decisions:
+            writes.append(Rows(Decision, DECISION_FIELDS, decisions, {"meeting_id": meeting.id}))
     else:
         raise ValueError(f"unknown analysis step {step!r}")
+    return writes
 
-    def insert() -> None:
-        if new_rows:
-            type(new_rows[0]).objects.bulk_create(new_rows)
 
-    return writes, insert
+ACTION_ITEM_FIELDS = (
+    "index",
+    "text",
+    "owner",
+    "owner_label",
+    "due_date",
+    "source_start_ms",
+)
+DECISION_FIELDS = ("index", "text", "source_start_ms")

@@ -308,55 +308,40 @@ class _AnalysisRun:
 
     def _save_step(self, step: str, data: dict[str, Any], tokens: tuple[int, int]) -> None:
         """Save one step's merged answer to the meeting and mark it done, in one transaction."""
-        job = self.job
-        # The row in memory as it was: should the new rows be refused after the
-        # checkpoint's statement, the transaction rolls back and so does it.
-        before = dict(job.__dict__)
-        try:
-            with transaction.atomic():
-                also = self._write_step(step, data, tokens)
-        except BaseException:
-            job.__dict__.update(before)
-            raise
+        job, meeting = self.job, self.meeting
+        with transaction.atomic():
+            if meeting.analysis_provider != self.analyzer.name:
+                self.provider_unsaved = True
+            also = self._provider_fields(step)
+            key = section_key(step)
+            # A built-in step's writes ride in the checkpoint's own statement
+            # (conditional on its lease).
+            writes = []
+            if key is None:
+                writes = meeting_services.step_writes(meeting, step, data, also)
+            else:
+                meeting_services.save_section(
+                    meeting,
+                    key,
+                    self.shaped.section(key).title,
+                    data["items"],
+                    [s.key for s in self.shaped.sections],
+                    also,
+                )
+            done = [*job.analysis_steps_done, step]
+            update_job(
+                job,
+                f"{step_label(step)} ready",
+                holder=self.task_id,
+                also=writes,
+                analysis_steps_done=done,
+                progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
+                analysis_partials={k: v for k, v in job.analysis_partials.items() if k != step},
+                prompt_tokens=job.prompt_tokens + tokens[0],
+                completion_tokens=job.completion_tokens + tokens[1],
+            )
         if also:
             self.provider_unsaved = False
-
-    def _write_step(self, step: str, data: dict[str, Any], tokens: tuple[int, int]) -> list[str]:
-        """The writes of `_save_step`; returns the meeting fields that rode along."""
-        job, meeting = self.job, self.meeting
-        if meeting.analysis_provider != self.analyzer.name:
-            self.provider_unsaved = True
-        also = self._provider_fields(step)
-        key = section_key(step)
-        # A built-in step's updates and deletes ride in the checkpoint's own
-        # statement (conditional on its lease); its new rows follow it.
-        writes, insert = [], None
-        if key is None:
-            writes, insert = meeting_services.step_writes(meeting, step, data, also)
-        else:
-            meeting_services.save_section(
-                meeting,
-                key,
-                self.shaped.section(key).title,
-                data["items"],
-                [s.key for s in self.shaped.sections],
-                also,
-            )
-        done = [*job.analysis_steps_done, step]
-        update_job(
-            job,
-            f"{step_label(step)} ready",
-            holder=self.task_id,
-            also=writes,
-            analysis_steps_done=done,
-            progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
-            analysis_partials={k: v for k, v in job.analysis_partials.items() if k != step},
-            prompt_tokens=job.prompt_tokens + tokens[0],
-            completion_tokens=job.completion_tokens + tokens[1],
-        )
-        if insert is not None:
-            insert()
-        return also
 
     def _provider_fields(self, step: str) -> list[str]:
         """The fields `step`'s own UPDATE of the meeting carries: the analysis provider's

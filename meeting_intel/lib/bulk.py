@@ -20,11 +20,21 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connections, models
 
 _MODIFIERS = re.compile(r"\(.*\)$")
+
+
+class Rows(NamedTuple):
+    """Rows of one model to insert: values in the order of `fields`, and the values
+    every row shares, by field (see `insert_rows`)."""
+
+    model: type[models.Model]
+    fields: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    shared: Mapping[str, Any] | None = None
 
 
 def insert_rows(
@@ -41,13 +51,11 @@ def insert_rows(
     returns the `returning` fields of each row, in the order the rows were given (empty
     without `returning`)."""
     connection = connections[using]
-    opts = model._meta
-    columns = [opts.get_field(name) for name in fields]
-    fixed = [(opts.get_field(name), value) for name, value in (shared or {}).items()]
-    if any(isinstance(field, models.JSONField) for field in columns):
-        raise TypeError("insert_rows does not insert JSONField values")  # ->> would unquote them
     if connection.vendor != "postgresql":
-        common = {field.attname: value for field, value in fixed}
+        columns = _columns(model, fields)
+        common = {
+            model._meta.get_field(name).attname: value for name, value in (shared or {}).items()
+        }
         objs = model.objects.using(using).bulk_create(
             model(
                 **common,
@@ -56,21 +64,41 @@ def insert_rows(
             for row in rows
         )
         return [tuple(getattr(obj, name) for name in returning) for obj in objs]
-    payload = json.dumps(list(rows), default=_json_value)
+    sql, params = insert_sql(Rows(model, fields, list(rows), shared), using=using)
+    if returning:
+        quote, opts = connection.ops.quote_name, model._meta
+        sql += " RETURNING " + ", ".join(quote(opts.get_field(name).column) for name in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()] if returning else []
+
+
+def insert_sql(rows: Rows, *, where: str = "", using: str = "default") -> tuple[str, list[Any]]:
+    """The PostgreSQL INSERT of `rows`, unsent (a caller may make it one part of a larger
+    statement); `where`: an SQL condition the whole insert depends on."""
+    connection = connections[using]
+    opts = rows.model._meta
+    columns = _columns(rows.model, rows.fields)
+    fixed = [(opts.get_field(name), value) for name, value in (rows.shared or {}).items()]
+    payload = json.dumps(list(rows.rows), default=_json_value)
     quote = connection.ops.quote_name
     values = ["%s"] * len(fixed)
     values += [_column_value(f"r->>{i}", field, connection) for i, field in enumerate(columns)]
     names = ", ".join(quote(f.column) for f in [field for field, _ in fixed] + columns)
     sql = (
         f"INSERT INTO {quote(opts.db_table)} ({names}) SELECT {', '.join(values)} "
-        "FROM json_array_elements(%s::json) WITH ORDINALITY AS rows(r, n) ORDER BY n"
+        "FROM json_array_elements(%s::json) WITH ORDINALITY AS rows(r, n) "
+        f"{f'WHERE {where} ' if where else ''}ORDER BY n"
     )
-    if returning:
-        sql += " RETURNING " + ", ".join(quote(opts.get_field(name).column) for name in returning)
     params = [field.get_db_prep_save(value, connection) for field, value in fixed]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, payload])
-        return [tuple(row) for row in cursor.fetchall()] if returning else []
+    return sql, [*params, payload]
+
+
+def _columns(model: type[models.Model], fields: Sequence[str]) -> list[models.Field]:
+    columns = [model._meta.get_field(name) for name in fields]
+    if any(isinstance(field, models.JSONField) for field in columns):
+        raise TypeError("insert_rows does not insert JSONField values")  # ->> would unquote them
+    return columns
 
 
 def _column_value(text: str, field: models.Field, connection: Any) -> str:

@@ -19,7 +19,9 @@ from jobs.errors import JobLost
 from jobs.models import Job, JobEvent
 from jobs.pipeline.checkpoints import save_chunk_answer
 from jobs.state import update_job
+from meeting_intel.lib.bulk import Rows
 from meetings.models import Decision, Meeting
+from meetings.results import DECISION_FIELDS
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +90,7 @@ def _riders(meeting: Meeting) -> list:
     return [
         (Meeting.objects.filter(pk=meeting.pk), {"summary": "new"}),
         (meeting.decisions.all(), None),
+        Rows(Decision, DECISION_FIELDS, [(0, "New decision", 1000)], {"meeting_id": meeting.id}),
     ]
 
 
@@ -99,8 +102,10 @@ def test_a_steps_results_ride_in_its_state_write(running: Job) -> None:
     if connection.vendor == "postgresql":
         assert len(sql) == 1, sql
         assert 'UPDATE "meetings_meeting"' in sql[0] and 'DELETE FROM "meetings_decision"' in sql[0]
+        assert 'INSERT INTO "meetings_decision"' in sql[0]
     stored = Meeting.objects.get(pk=meeting.pk)
-    assert stored.summary == "new" and not stored.decisions.exists()
+    assert stored.summary == "new"
+    assert list(stored.decisions.values_list("text", "source_start_ms")) == [("New decision", 1000)]
     assert Job.objects.get(id=running.id).progress == 60
 
 
@@ -110,7 +115,8 @@ def test_results_riding_on_a_write_that_lost_its_lease_change_nothing(running: J
     with pytest.raises(JobLost):
         update_job(running, "Summary ready", holder="another-task", also=_riders(meeting))
     stored = Meeting.objects.get(pk=meeting.pk)
-    assert stored.summary == "old" and stored.decisions.count() == 1
+    assert stored.summary == "old"
+    assert list(stored.decisions.values_list("text", flat=True)) == ["Old decision"]
     assert not JobEvent.objects.filter(job=running).exists()
 
 
