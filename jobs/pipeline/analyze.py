@@ -31,6 +31,7 @@ from jobs.errors import INFRASTRUCTURE_ERRORS, Deferred, JobLost, PermanentError
 from jobs.models import Job
 from jobs.pipeline import answers, checkpoints, chunking
 from jobs.pipeline import index as search_index
+from jobs.pipeline.finalize import complete
 from jobs.providers import get_analyzer
 from jobs.providers.analysis_steps import job_steps, pending_analysis, section_key, step_label
 from jobs.providers.base import AnalysisContext, StepOutput, guarded
@@ -303,7 +304,7 @@ class _AnalysisRun:
         else:
             checkpoints.save_chunk_answer(self.job, self.task_id, step, index, output.data, *tokens)
         self.checked = True  # either write was conditional on the lease
-        if len(self.chunks) > 1:
+        if len(self.chunks) > 1 and self.job.status != Job.Status.COMPLETED:
             self.report()
 
     def _save_step(self, step: str, data: dict[str, Any], tokens: tuple[int, int]) -> None:
@@ -329,19 +330,27 @@ class _AnalysisRun:
                     also,
                 )
             done = [*job.analysis_steps_done, step]
-            update_job(
-                job,
-                f"{step_label(step)} ready",
-                holder=self.task_id,
-                also=writes,
-                analysis_steps_done=done,
-                progress=max(job.progress, 50 + 35 * len(done) // len(self.steps)),
-                analysis_partials={k: v for k, v in job.analysis_partials.items() if k != step},
-                prompt_tokens=job.prompt_tokens + tokens[0],
-                completion_tokens=job.completion_tokens + tokens[1],
-            )
+            landing = {
+                "analysis_steps_done": done,
+                "progress": max(job.progress, 50 + 35 * len(done) // len(self.steps)),
+                "analysis_partials": {k: v for k, v in job.analysis_partials.items() if k != step},
+                "prompt_tokens": job.prompt_tokens + tokens[0],
+                "completion_tokens": job.completion_tokens + tokens[1],
+            }
+            if self._completes(step):
+                # The last answer: its checkpoint and the job's completion are one write.
+                complete(job, self.task_id, landing, writes)
+            else:
+                update_job(
+                    job, f"{step_label(step)} ready", holder=self.task_id, also=writes, **landing
+                )
         if also:
             self.provider_unsaved = False
+
+    def _completes(self, step: str) -> bool:
+        """Whether `step`'s answer is the analysis's last: nothing else is pending."""
+        rest = [s for s in pending_analysis(self.job) if s != step]
+        return not (rest or self.transient or self.deferred or self.stopped_early)
 
     def _provider_fields(self, step: str) -> list[str]:
         """The fields `step`'s own UPDATE of the meeting carries: the analysis provider's

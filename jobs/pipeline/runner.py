@@ -28,6 +28,7 @@ from jobs.models import Job
 from jobs.pipeline import download as downloads
 from jobs.pipeline import index as search_index
 from jobs.pipeline.analyze import analyze
+from jobs.pipeline.finalize import finalize
 from jobs.pipeline.queue import queue_of
 from jobs.pipeline.steps import (
     ANALYZE,
@@ -42,7 +43,7 @@ from jobs.pipeline.steps import (
 from jobs.providers import get_transcriber
 from jobs.providers import limits as ratelimit
 from jobs.providers.base import AudioSource, guarded
-from jobs.signals import job_finished, job_read
+from jobs.signals import job_read
 from jobs.state import (
     TRANSCRIPTION_SLOTS,
     fail_job,
@@ -56,7 +57,6 @@ from jobs.state import (
 )
 from jobs.step_claim import read_for_step
 from meetings import results as meeting_services
-from meetings.models import Meeting
 from meetings.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -379,41 +379,6 @@ def _save_transcript(
             **handover,
         )
         transaction.on_commit(lambda: ratelimit.release_slot(TRANSCRIPTION_SLOTS, str(job.id)))
-
-
-def finalize(job: Job, task_id: str) -> float | None:
-    """Save the results and complete the job in one transaction.
-
-    The meeting's `degraded` list, the job's completion and `job_finished`
-    (on which the webhooks app writes its outbox row) commit together or not
-    at all. Saving and notifying take milliseconds, so the job goes from
-    analyzing to done in one state change (one UPDATE, one event).
-    """
-    now = timezone.now()
-    degraded = [*job.analysis_steps_failed, *search_index.degraded(job)]
-    # In a chain the meeting is in memory as the steps left it (a new transcript's
-    # meeting starts with none degraded): an unchanged list needs no write.
-    known = job._state.fields_cache.get("meeting")
-    with transaction.atomic():
-        if known is None or known.degraded != degraded:
-            Meeting.objects.filter(job_id=job.id).update(degraded=degraded, updated_at=now)
-            if known is not None:
-                known.degraded = degraded
-        update_job(
-            job,
-            f"Completed (without {', '.join(degraded)})" if degraded else "Completed",
-            holder=task_id,
-            status=Status.COMPLETED,
-            stage=Stage.DONE,
-            progress=100,
-            results_saved_at=now,
-            completed_at=now,
-            error_code="",
-            error_message="",
-            **released(job, None),
-        )
-        job_finished.send(sender=Job, job=job, event="job.completed")
-    return None
 
 
 STEP_FUNCTIONS: dict[str, Callable[[Job, str], float | None]] = {

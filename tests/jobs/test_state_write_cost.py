@@ -18,6 +18,7 @@ from django.utils import timezone
 from jobs.errors import JobLost
 from jobs.models import Job, JobEvent
 from jobs.pipeline.checkpoints import save_chunk_answer
+from jobs.pipeline.finalize import complete
 from jobs.state import update_job
 from meeting_intel.lib.bulk import Rows
 from meetings.models import Decision, Meeting
@@ -172,3 +173,21 @@ def test_the_migration_fills_stage_timings_from_the_timeline() -> None:
     assert job.run_started_at == start + timedelta(seconds=3600)
     assert job.stage_started_at == start + timedelta(seconds=3603)
     assert job.stage_seconds == {"queued": 1, "transcribing": 2}
+
+
+def test_the_last_answer_and_the_completion_are_one_write(running: Job) -> None:
+    # The summary's UPDATE of the meeting and the `degraded` list the completion
+    # writes become one UPDATE: one statement must not update a row twice.
+    meeting = Meeting.objects.create(job=running, title="m", summary="old")
+    running.analysis_steps_failed = ["decisions"]
+    summary = (Meeting.objects.filter(pk=meeting.pk), {"summary": "new"})
+    with CaptureQueriesContext(connection) as captured:
+        complete(running, HOLDER, {"analysis_steps_done": ["summary"]}, [summary])
+    if connection.vendor == "postgresql":
+        [sql] = statements(captured)
+        assert sql.count('UPDATE "meetings_meeting"') == 1
+    stored = Meeting.objects.get(pk=meeting.pk)
+    assert (stored.summary, stored.degraded) == ("new", ["decisions"])
+    job = Job.objects.get(id=running.id)
+    assert (job.status, job.analysis_steps_done, job.lease_task) == ("completed", ["summary"], "")
+    assert list(job.events.values_list("message", flat=True)) == ["Completed (without decisions)"]
