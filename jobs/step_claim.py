@@ -42,6 +42,7 @@ from jobs.leases import lease_seconds
 from jobs.models import Job, JobEvent
 from jobs.providers.analysis_steps import ANALYSIS_STEPS, SECTION_PREFIX
 from jobs.state import claim, claim_fields, claimed, start_event
+from meetings.models import Meeting
 
 Status = Job.Status
 
@@ -167,42 +168,65 @@ def read_for_step(job_id: object, step: str, holder: str, note: str, seq: int | 
         return StepRead(Job.objects.filter(id=job_id).first(), holder, note, None)
     now = timezone.now()
     pk = Job._meta.pk.get_db_prep_value(job_id, connection)
-    sql, params = _statement(pk, step, holder, note, seq, now)
+    with_meeting = step in WITH_MEETING
+    sql, params = _statement(pk, step, holder, note, seq, now, with_meeting)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return StepRead(None, holder, note, now)
-    fields = Job._meta.concrete_fields
-    values = list(row[: len(fields)])
-    for position, converters, column in _converters(alias):
-        for converter in converters:
-            values[position] = converter(values[position], column, connection)
-    job = Job.from_db(alias, [field.attname for field in fields], values)
+    count = len(Job._meta.concrete_fields)
+    job = _instance(Job, alias, row[:count])
     read = StepRead(job, holder, note, now)
-    read.landed, read.event_id = row[len(fields)], row[len(fields) + 1]
+    read.landed, read.event_id = row[count], row[count + 1]
+    if with_meeting and row[count + 2] is not None:
+        # The relation as `job.meeting` would have read it.
+        meeting = _instance(Meeting, alias, row[count + 2 :])
+        job._state.fields_cache["meeting"] = meeting
+        meeting._state.fields_cache["job"] = job
     return read
 
 
-@functools.cache
-def _columns() -> str:
-    return ", ".join(f'"{field.column}"' for field in Job._meta.concrete_fields)
+# The steps that read the job's meeting: the statement returns it too.
+WITH_MEETING = frozenset({"index", "analyze", "finalize"})
+
+
+def _instance(model: type[Any], alias: str, row: Any) -> Any:
+    fields = model._meta.concrete_fields
+    values = list(row)
+    connection = connections[alias]
+    for position, converters, column in _converters(model, alias):
+        for converter in converters:
+            values[position] = converter(values[position], column, connection)
+    return model.from_db(alias, [field.attname for field in fields], values)
 
 
 @functools.cache
-def _converters(alias: str) -> list[tuple[int, list[Any], Any]]:
+def _columns(model: type[Any] = Job, prefix: str = "") -> str:
+    return ", ".join(f'{prefix}"{field.column}"' for field in model._meta.concrete_fields)
+
+
+@functools.cache
+def _converters(model: type[Any], alias: str) -> list[tuple[int, list[Any], Any]]:
     """The from_db_value converters of the row's fields (JSON), as the ORM applies them
     (bound to the fields, not to a connection: PostgreSQL's backend adds none)."""
-    compiler = Query(Job).get_compiler(using=alias)
-    columns = [field.get_col(Job._meta.db_table) for field in Job._meta.concrete_fields]
+    compiler = Query(model).get_compiler(using=alias)
+    columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
     return [(i, convs, col) for i, (convs, col) in compiler.get_converters(columns).items()]
 
 
 def _statement(
-    job_id: object, step: str, holder: str, note: str, seq: int | None, now: datetime
+    job_id: object,
+    step: str,
+    holder: str,
+    note: str,
+    seq: int | None,
+    now: datetime,
+    with_meeting: bool = False,
 ) -> tuple[str, list[Any]]:
     """The read-and-claim statement: the locked old row, the claim, the first line of
-    a run that starts, and the old row with whether the claim landed and the line's id."""
+    a run that starts, and the old row with whether the claim landed and the line's id
+    (`with_meeting`: and the job's meeting's row, NULLs when it has none)."""
     job_table, event_table = Job._meta.db_table, JobEvent._meta.db_table
     precondition, precondition_params = PRECONDITIONS[step](seq)
     task_id = holder.partition("#")[0]
@@ -231,8 +255,16 @@ def _statement(
         "(job_id, created_at, status, stage, progress, attempt, message) "
         "SELECT id, %s, %s, stage, progress, attempts, message FROM claimed WHERE record "
         "RETURNING id) "
-        f"SELECT {_columns()}, EXISTS (SELECT 1 FROM claimed), (SELECT id FROM event) FROM old"
+        f"SELECT {_columns(Job, 'old.')}, EXISTS (SELECT 1 FROM claimed), "
+        "(SELECT id FROM event)"
     )
+    if with_meeting:
+        sql += (
+            f", {_columns(Meeting, 'meeting.')} FROM old "
+            f'LEFT JOIN "{Meeting._meta.db_table}" AS meeting ON meeting.job_id = old.id'
+        )
+    else:
+        sql += " FROM old"
     processing = Status.PROCESSING.value
     params: list[Any] = [
         job_id,

@@ -327,3 +327,23 @@ def test_of_two_deliveries_at_once_one_claims() -> None:
         thread.join()
     assert sorted(reads) == [False, True]
     assert JobEvent.objects.filter(job=job).count() == 1
+
+
+@pytest.mark.parametrize("step", [INDEX, ANALYZE, FINALIZE])
+def test_a_step_that_reads_the_meeting_gets_it_with_its_claim(step: str) -> None:
+    from meetings.models import Meeting
+
+    job = make_job(**JOBS[step])
+    meeting = Meeting.objects.create(job=job, title="Planning", degraded=["decisions"])
+    with CaptureQueriesContext(connection) as captured:
+        read = read_for_step(job.id, step, TASK, "", None)
+        got = read.job.meeting
+    assert (got.id, got.title, got.degraded) == (meeting.id, "Planning", ["decisions"])
+    assert got.job is read.job
+    assert len(captured.captured_queries) == (1 if ONE_STATEMENT else 2)
+
+
+def test_a_step_whose_job_has_no_meeting_yet_reads_none() -> None:
+    job = make_job(**JOBS[INDEX])
+    read = read_for_step(job.id, INDEX, TASK, "", None)
+    assert read.job.id == job.id and "meeting" not in read.job._state.fields_cache
