@@ -288,11 +288,12 @@ def _same_task(holder: str) -> Q:
     return Q(lease_task=task_id) | Q(lease_task__startswith=f"{task_id}#")
 
 
-def claim(job: Job, holder: str, note: str = "") -> Job | None:
+def claim(job: Job, holder: str, note: str = "", stage: str | None = None) -> Job | None:
     """Take the job's lease for one step, or return None if someone else holds it.
 
     `note`: the step's opening message (as `touch` would write it), set by the
     claim's statement unless the run starts (it then says "Attempt N started").
+    `stage`: the stage the step works in, entered by the claim's statement.
 
     One conditional UPDATE is the claim (of two deliveries of the same step
     only one wins, and a cancel committed before it wins over it); it also
@@ -304,7 +305,7 @@ def claim(job: Job, holder: str, note: str = "") -> Job | None:
     jobs.step_claim, with the same semantics.)
     """
     now = timezone.now()
-    fields, starting, redelivered = claim_fields(job, holder, note, now)
+    fields, starting, redelivered, ended = claim_fields(job, holder, note, now, stage)
     free = Q(lease_task="") | Q(lease_expires__lt=now) | _same_task(holder)
     if redelivered:
         fields["redeliveries"] = F("redeliveries") + 1
@@ -317,14 +318,15 @@ def claim(job: Job, holder: str, note: str = "") -> Job | None:
         updated = rows.update(**fields)
     if updated != 1:
         return None
-    return claimed(job, fields, redelivered, starting, recorded, bool(note))
+    return claimed(job, fields, redelivered, starting, recorded, bool(note), ended)
 
 
 def claim_fields(
-    job: Job, holder: str, note: str, now: datetime
-) -> tuple[dict[str, Any], bool, bool]:
+    job: Job, holder: str, note: str, now: datetime, stage: str | None = None
+) -> tuple[dict[str, Any], bool, bool, dict[str, Any] | None]:
     """What a claim of `job` (the row as it was) writes, whether it starts a run,
-    and whether it is a redelivery (the holder finds its own lease)."""
+    whether it is a redelivery (the holder finds its own lease), and the stage it
+    ends if it enters `stage` (as `update_job` times stages)."""
     fields: dict[str, Any] = {
         "lease_task": holder,
         "lease_expires": now + timedelta(seconds=lease_seconds()),
@@ -340,7 +342,12 @@ def claim_fields(
         fields["message"] = f"Attempt {fields['attempts']} started"
     elif note:
         fields["message"] = note[:300]
-    return fields, starting, job.lease_task == holder
+    ended = None
+    if stage is not None and job.stage != stage:
+        fields["stage"] = stage
+        fields["progress"] = max(STAGE_PROGRESS[stage], job.progress)
+        ended = _time_stages(job, fields, now)
+    return fields, starting, job.lease_task == holder, ended
 
 
 def start_event(job: Job, fields: dict[str, Any]) -> JobEvent:
@@ -348,8 +355,8 @@ def start_event(job: Job, fields: dict[str, Any]) -> JobEvent:
     return JobEvent(
         job=job,
         status=Status.PROCESSING,
-        stage=job.stage,
-        progress=job.progress,
+        stage=fields.get("stage", job.stage),
+        progress=fields.get("progress", job.progress),
         attempt=fields["attempts"],
         message=fields["message"],
     )
@@ -362,9 +369,11 @@ def claimed(
     starting: bool,
     recorded: bool,
     noted: bool,
+    ended: dict[str, Any] | None = None,
 ) -> Job | None:
     """After a claim's statement landed: the row in memory follows it, and the
-    redelivery limit, the first line of a run not recorded yet and the broadcast."""
+    redelivery limit, the first line of a run not recorded yet, the broadcast and
+    the end of the stage the claim left (`ended`, from `claim_fields`)."""
     fields["redeliveries"] = job.redeliveries + (1 if redelivered else 0)
     for name, value in fields.items():
         setattr(job, name, value)
@@ -378,8 +387,10 @@ def claimed(
         return None
     if starting and not recorded:
         record_event(job, job.message)
-    if starting or noted:
+    if starting or noted or ended is not None:
         broadcast_row_after_commit(job)
+    if ended is not None:
+        transaction.on_commit(lambda: stage_ended.send_robust(sender=Job, job_id=job.id, **ended))
     return job
 
 

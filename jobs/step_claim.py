@@ -41,7 +41,7 @@ from django.utils import timezone
 from jobs.leases import lease_seconds
 from jobs.models import Job, JobEvent
 from jobs.providers.analysis_steps import ANALYSIS_STEPS, SECTION_PREFIX
-from jobs.state import claim, claim_fields, claimed, start_event
+from jobs.state import STAGE_PROGRESS, claim, claim_fields, claimed, start_event
 from meetings.models import Meeting
 
 Status = Job.Status
@@ -84,8 +84,16 @@ PRECONDITIONS: dict[str, Callable[[int | None], tuple[str, list[Any]]]] = {
 class StepRead:
     """The job's row as a step task read it, and its claim (see `read_for_step`)."""
 
-    def __init__(self, job: Job | None, holder: str, note: str, now: datetime | None) -> None:
+    def __init__(
+        self,
+        job: Job | None,
+        holder: str,
+        note: str,
+        now: datetime | None,
+        stage: str | None = None,
+    ) -> None:
         self.job, self.holder, self.note, self.now = job, holder, note, now
+        self.stage = stage
         # Set when the read's statement also claimed the job.
         self.landed = False
         self.event_id: int | None = None
@@ -98,9 +106,11 @@ class StepRead:
         if not self.landed:
             if self.now is not None and not self._free(job):
                 return None  # the statement found the lease held: nothing more to ask
-            return claim(job, self.holder, self.note)
+            return claim(job, self.holder, self.note, self.stage)
         assert self.now is not None
-        fields, starting, redelivered = claim_fields(job, self.holder, self.note, self.now)
+        fields, starting, redelivered, ended = claim_fields(
+            job, self.holder, self.note, self.now, self.stage
+        )
         recorded = self.event_id is not None
         if recorded:
             event = start_event(job, fields)
@@ -114,7 +124,7 @@ class StepRead:
                 raw=False,
                 using=job._state.db,
             )
-        return claimed(job, fields, redelivered, starting, recorded, bool(self.note))
+        return claimed(job, fields, redelivered, starting, recorded, bool(self.note), ended)
 
     def give_back(self) -> None:
         """The runner will not run the step: undo a claim the statement made (rare: the
@@ -155,29 +165,35 @@ _CLAIMED_FIELDS = (
     "updated_at",
     "message",
     "redeliveries",
+    "stage",
+    "progress",
+    "stage_started_at",
+    "stage_seconds",
 )
 
 
-def read_for_step(job_id: object, step: str, holder: str, note: str, seq: int | None) -> StepRead:
+def read_for_step(
+    job_id: object, step: str, holder: str, note: str, seq: int | None, stage: str | None = None
+) -> StepRead:
     """Read the job for `step` and, on PostgreSQL, claim it in the same statement when
-    the step is due and the lease free (`jobs.state.claim` with `note`); `job` is the
-    row as it was before the claim (None: no such job)."""
+    the step is due and the lease free (`jobs.state.claim` with `note` and `stage`);
+    `job` is the row as it was before the claim (None: no such job)."""
     alias = router.db_for_write(Job)
     connection = connections[alias]
     if connection.vendor != "postgresql":
-        return StepRead(Job.objects.filter(id=job_id).first(), holder, note, None)
+        return StepRead(Job.objects.filter(id=job_id).first(), holder, note, None, stage)
     now = timezone.now()
     pk = Job._meta.pk.get_db_prep_value(job_id, connection)
     with_meeting = step in WITH_MEETING
-    sql, params = _statement(pk, step, holder, note, seq, now, with_meeting)
+    sql, params = _statement(pk, step, holder, note, seq, now, with_meeting, stage)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
-        return StepRead(None, holder, note, now)
+        return StepRead(None, holder, note, now, stage)
     count = len(Job._meta.concrete_fields)
     job = _instance(Job, alias, row[:count])
-    read = StepRead(job, holder, note, now)
+    read = StepRead(job, holder, note, now, stage)
     read.landed, read.event_id = row[count], row[count + 1]
     if with_meeting and row[count + 2] is not None:
         # The relation as `job.meeting` would have read it.
@@ -215,6 +231,25 @@ def _converters(model: type[Any], alias: str) -> list[tuple[int, list[Any], Any]
     return [(i, convs, col) for i, (convs, col) in compiler.get_converters(columns).items()]
 
 
+# A claim that enters the step's stage, timed as jobs.state._time_stages times it:
+# the stage it leaves gets the seconds since it started.
+_ENTER_STAGE = (
+    ", stage = CASE WHEN old.stage <> %s THEN %s ELSE old.stage END"
+    ", progress = CASE WHEN old.stage <> %s THEN GREATEST(old.progress, %s) ELSE old.progress END"
+    ", stage_started_at = CASE WHEN old.stage <> %s THEN %s ELSE old.stage_started_at END"
+    ", stage_seconds = CASE WHEN old.stage <> %s THEN jsonb_set("
+    "COALESCE(old.stage_seconds, '{}'::jsonb), ARRAY[old.stage], to_jsonb(round("
+    "COALESCE((old.stage_seconds ->> old.stage)::numeric, 0) + GREATEST(0, "
+    "EXTRACT(EPOCH FROM (%s - COALESCE(old.stage_started_at, %s))))::numeric, 3))) "
+    "ELSE old.stage_seconds END"
+)
+
+
+def _enter_stage_params(stage: str, now: datetime) -> list[Any]:
+    progress, stage = STAGE_PROGRESS[stage], str(getattr(stage, "value", stage))
+    return [stage, stage, stage, progress, stage, now, stage, now, now]
+
+
 def _statement(
     job_id: object,
     step: str,
@@ -223,6 +258,7 @@ def _statement(
     seq: int | None,
     now: datetime,
     with_meeting: bool = False,
+    stage: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The read-and-claim statement: the locked old row, the claim, the first line of
     a run that starts, and the old row with whether the claim landed and the line's id
@@ -243,7 +279,8 @@ def _statement(
         f"attempts = {attempts}, updated_at = %s, "
         f"message = CASE WHEN old.status <> %s "
         f"THEN 'Attempt ' || CAST({attempts} AS text) || ' started' ELSE {message} END, "
-        "redeliveries = old.redeliveries + CASE WHEN old.lease_task = %s THEN 1 ELSE 0 END "
+        "redeliveries = old.redeliveries + CASE WHEN old.lease_task = %s THEN 1 ELSE 0 END"
+        f"{_ENTER_STAGE if stage else ''} "
         f"FROM old WHERE job.id = old.id AND old.status IN ({active}) "
         "AND (old.lease_task = '' OR old.lease_expires < %s "
         "OR old.lease_task = %s OR old.lease_task LIKE %s) "
@@ -277,6 +314,7 @@ def _statement(
         processing,
         *([note[:300]] if note else []),
         holder,
+        *(_enter_stage_params(stage, now) if stage else []),
         *(status.value for status in Job.ACTIVE),
         now,
         task_id,

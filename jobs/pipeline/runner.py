@@ -103,7 +103,9 @@ def run_step(
     """
     holder = lease_holder(task_id, celery_retries)
     # On PostgreSQL the read claims the job too when the step is due (one statement).
-    read = read_for_step(job_id, step, holder, OPENING_NOTES.get(step, ""), seq)
+    read = read_for_step(
+        job_id, step, holder, OPENING_NOTES.get(step, ""), seq, OPENING_STAGES.get(step)
+    )
     job = read.job
     if job is None:
         return None, job
@@ -143,8 +145,10 @@ def run_step(
 
 SUCCEEDED, CURRENT, STALE, LOST = "succeeded", "current", "stale", "lost"
 
-# A step's opening message, written by its claim (no statement of the step's own).
-OPENING_NOTES = {INDEX: search_index.OPENING_NOTE}
+# A step's opening message and the stage it works in, written by its claim (no
+# statement of the step's own).
+OPENING_NOTES = {INDEX: search_index.OPENING_NOTE, TRANSCRIBE: "Sending audio for transcription"}
+OPENING_STAGES = {TRANSCRIBE: Stage.TRANSCRIBING}
 
 
 def _attempt(job: Job, step: str, holder: str) -> tuple[float | None, str]:
@@ -269,15 +273,20 @@ def _audio_source(job: Job) -> AudioSource:
 
 
 def transcribe(job: Job, task_id: str) -> float | None:
+    # The claim entered the transcribing stage and said "Sending audio" (or, for a
+    # run that starts, "Attempt N started").
+    downloaded = False
     if not job.audio and job.audio_url:
-        job = downloads.fetch_audio(job, task_id)
+        job, downloaded = downloads.fetch_audio(job, task_id), True
     transcriber = get_transcriber()
     if transcriber.name == "assemblyai" and not ratelimit.acquire_slot(
         TRANSCRIPTION_SLOTS, str(job.id), settings.ASSEMBLYAI_MAX_CONCURRENT, SLOT_TTL_SECONDS
     ):
         raise Deferred(15, "Waiting for a free transcription slot")
-    update_job(job, "Sending audio for transcription", holder=task_id, stage=Stage.TRANSCRIBING)
-    # That write was conditional on the lease: it is the check before the first paid request.
+    if downloaded:
+        update_job(job, OPENING_NOTES[TRANSCRIBE], holder=task_id)
+    # The last write (the claim, or that note) was conditional on the lease: it is
+    # the check before the first paid request.
     with guarded(fence_after_write(job, task_id)):
         result = transcriber.submit(_audio_source(job))
     if isinstance(result, Transcript):

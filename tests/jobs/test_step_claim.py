@@ -347,3 +347,30 @@ def test_a_step_whose_job_has_no_meeting_yet_reads_none() -> None:
     job = make_job(**JOBS[INDEX])
     read = read_for_step(job.id, INDEX, TASK, "", None)
     assert read.job.id == job.id and "meeting" not in read.job._state.fields_cache
+
+
+def test_the_transcribe_claim_enters_the_transcribing_stage(steps_ran: list) -> None:
+    # The stage change, its timing and the run's first line are the claim's own
+    # statement: the transcribe step writes nothing before its first request.
+    queued_at = timezone.now() - timedelta(seconds=4)
+    job = make_job(stage_started_at=queued_at)
+    (_, _), statements = run(job, TRANSCRIBE)
+    assert statements == (1 if ONE_STATEMENT else 3)
+    [(_, claimed, _)] = steps_ran
+    stored = Job.objects.get(id=job.id)
+    for row in (claimed, stored):
+        assert (row.stage, row.progress, row.message) == ("transcribing", 5, "Attempt 1 started")
+        assert 4 <= row.stage_seconds["queued"] < 60
+        assert row.stage_started_at > queued_at
+    [event] = JobEvent.objects.filter(job=job)
+    assert (event.stage, event.progress, event.message) == ("transcribing", 5, "Attempt 1 started")
+
+
+def test_a_transcribe_claim_after_a_wait_says_it_sends_the_audio(steps_ran: list) -> None:
+    job = make_job(status=Job.Status.PROCESSING, attempts=1, stage=Job.Stage.TRANSCRIBING)
+    job.stage_seconds = {"queued": 2.5}
+    job.save()
+    run(job, TRANSCRIBE)
+    stored = Job.objects.get(id=job.id)
+    assert (stored.stage, stored.message) == ("transcribing", runner.OPENING_NOTES[TRANSCRIBE])
+    assert stored.stage_seconds == {"queued": 2.5}  # no stage ended
