@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.signals import post_save
-from django.db.models.sql import DeleteQuery, UpdateQuery
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from jobs.broadcast import broadcast_job, broadcast_status, status_event
@@ -29,7 +29,7 @@ from jobs.models import Job, JobEvent
 from jobs.providers import limits as ratelimit
 from jobs.signals import job_finished, stage_ended
 from jobs.usage import live_usage
-from meeting_intel.lib.bulk import Rows, insert_rows, insert_sql
+from meeting_intel.lib.bulk import Write, perform, write_sql
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,6 @@ def record_event(job: Job, message: str) -> None:
 _EVENT_FIELDS = ("status", "stage", "progress", "attempts")
 
 
-# A write that rides on a job's state write: an UPDATE of the rows with these
-# values, or their DELETE (None: Django's raw delete, so only of rows nothing
-# refers to and no signal watches), or new rows. See `write_with_event`.
-Write = tuple[QuerySet[Any], dict[str, Any] | None] | Rows
-
-
 def write_with_event(
     rows: QuerySet[Job], fields: dict[str, Any], event: JobEvent, also: Sequence[Write] = ()
 ) -> int:
@@ -99,7 +93,7 @@ def write_with_event(
             if updated == 1:
                 event.save(using=rows.db)
                 for write in also:
-                    _write(write, rows.db)
+                    perform(write, rows.db)
         return updated
     query = rows.query.chain(UpdateQuery)
     query.add_update_values(fields)
@@ -109,7 +103,7 @@ def write_with_event(
     values = [getattr(event, name) for name in columns[1:]]
     riders, rider_params = [], []
     for i, write in enumerate(also):
-        rider_sql, params = _rider(write, rows.db)
+        rider_sql, params = write_sql(write, 'EXISTS (SELECT 1 FROM "updated")', rows.db)
         riders.append(f', "also{i}" AS ({rider_sql})')
         rider_params.extend(params)
     sql = (
@@ -130,36 +124,6 @@ def write_with_event(
         sender=JobEvent, instance=event, created=True, update_fields=None, raw=False, using=rows.db
     )
     return 1
-
-
-def _write(write: Write, using: str) -> None:
-    if isinstance(write, Rows):
-        insert_rows(write.model, write.fields, write.rows, shared=write.shared, using=using)
-        return
-    queryset, values = write
-    if values is None:
-        queryset._raw_delete(queryset.db)
-    else:
-        queryset.update(**values)
-
-
-def _rider(write: Write, using: str) -> tuple[str, tuple]:
-    """The SQL of `write` (Django's UPDATE or DELETE, or the rows' INSERT), made
-    conditional on the "updated" CTE."""
-    matched = 'EXISTS (SELECT 1 FROM "updated")'
-    if isinstance(write, Rows):
-        sql, params = insert_sql(write, where=matched, using=using)
-        return sql, tuple(params)
-    queryset, values = write
-    query = queryset.query.chain(DeleteQuery if values is None else UpdateQuery)
-    compiler = query.get_compiler(queryset.db)
-    if values is not None:
-        query.add_update_values(values)
-        compiler.pre_sql_setup()  # a filter across a relation becomes `pk IN (…)`
-    sql, params = compiler.as_sql()
-    head, where, condition = sql.partition(" WHERE ")
-    assert where, f"a rider must be filtered: {sql}"
-    return f"{head} WHERE {matched} AND ({condition})", tuple(params)
 
 
 def broadcast_after_commit(job_id: object) -> None:

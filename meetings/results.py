@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from meeting_intel.lib.bulk import Rows, insert_rows
+from meeting_intel.lib.bulk import Rows, Write, insert_rows, perform
 from meetings.models import ActionItem, Decision, Meeting, Segment, Speaker
 from meetings.transcript import Transcript, Utterance
 
@@ -150,16 +149,7 @@ def save_step(meeting: Meeting, step: str, data: dict[str, Any], also: Sequence[
     when the step writes the meeting's row (the summary's does).
     """
     for write in step_writes(meeting, step, data, also):
-        if isinstance(write, Rows):
-            insert_rows(write.model, write.fields, write.rows, shared=write.shared)
-        elif write[1] is None:
-            write[0].delete()
-        else:
-            write[0].update(**write[1])
-
-
-# An UPDATE of some rows with these values, their DELETE (None), or new rows.
-Write = tuple[QuerySet[Any], dict[str, Any] | None] | Rows
+        perform(write)
 
 
 def step_writes(

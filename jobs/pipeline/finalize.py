@@ -17,8 +17,8 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.pipeline import index as search_index
 from jobs.signals import job_finished
-from jobs.state import Write, released, update_job
-from meeting_intel.lib.bulk import Rows
+from jobs.state import released, update_job
+from meeting_intel.lib.bulk import Rows, Write
 from meetings.models import Meeting
 
 Status, Stage = Job.Status, Job.Stage

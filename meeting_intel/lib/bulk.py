@@ -10,6 +10,11 @@ Values go in as the database stores them (ids, not instances; no defaults,
 no ``auto_now``, no signals, as with ``bulk_create``); a value too long for
 its column is refused as an ORM insert would refuse it. Other databases
 get ``bulk_create``.
+
+A :data:`Write` (an UPDATE, a DELETE or new :class:`Rows`) is one write a
+caller may run on its own (:func:`perform`) or send as one part of a larger
+statement (:func:`write_sql`: ``jobs.state.write_with_event`` makes a step's
+result writes CTEs of its checkpoint's statement).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from datetime import date, datetime, time
 from typing import Any, NamedTuple
 
 from django.db import connections, models
+from django.db.models import QuerySet
+from django.db.models.sql import DeleteQuery, UpdateQuery
 
 _MODIFIERS = re.compile(r"\(.*\)$")
 
@@ -92,6 +99,41 @@ def insert_sql(rows: Rows, *, where: str = "", using: str = "default") -> tuple[
     )
     params = [field.get_db_prep_save(value, connection) for field, value in fixed]
     return sql, [*params, payload]
+
+
+# An UPDATE of the rows with these values, their DELETE (None: Django's raw
+# delete, so only of rows nothing refers to and no signal watches), or new rows.
+Write = tuple[QuerySet[Any], dict[str, Any] | None] | Rows
+
+
+def perform(write: Write, using: str = "default") -> None:
+    """Run `write` on its own."""
+    if isinstance(write, Rows):
+        insert_rows(write.model, write.fields, write.rows, shared=write.shared, using=using)
+        return
+    queryset, values = write
+    if values is None:
+        queryset._raw_delete(queryset.db)
+    else:
+        queryset.update(**values)
+
+
+def write_sql(write: Write, condition: str, using: str = "default") -> tuple[str, tuple]:
+    """The PostgreSQL statement of `write` (Django's own compiled UPDATE or DELETE,
+    or the rows' INSERT), unsent, made to depend on the SQL `condition` too."""
+    if isinstance(write, Rows):
+        sql, params = insert_sql(write, where=condition, using=using)
+        return sql, tuple(params)
+    queryset, values = write
+    query = queryset.query.chain(DeleteQuery if values is None else UpdateQuery)
+    compiler = query.get_compiler(queryset.db)
+    if values is not None:
+        query.add_update_values(values)
+        compiler.pre_sql_setup()  # a filter across a relation becomes `pk IN (…)`
+    sql, params = compiler.as_sql()
+    head, where, rest = sql.partition(" WHERE ")
+    assert where, f"a write sent inside another statement must be filtered: {sql}"
+    return f"{head} WHERE {condition} AND ({rest})", tuple(params)
 
 
 def _columns(model: type[models.Model], fields: Sequence[str]) -> list[models.Field]:
